@@ -1,0 +1,55 @@
+"""The ``capeval`` command line: thin commands over the library (sqlite-utils style)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import typer
+
+from capeval.errors import CapevalError
+
+app = typer.Typer(
+    name="capeval",
+    help="Caption evaluation and benchmarking. Run `capeval COMMAND --help` for examples.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+# Each command module registers itself on `app`.
+from capeval.cli import metrics_cmd, score_cmd  # noqa: E402,F401
+
+EXIT_USAGE = 2
+
+
+def _configure_logging() -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("capeval: %(levelname)s: %(message)s"))
+    root = logging.getLogger("capeval")
+    if not root.handlers:
+        root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    root.propagate = False
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``capeval`` console script."""
+    _configure_logging()
+    try:
+        app(args=argv, prog_name="capeval", standalone_mode=False)
+    except CapevalError as exc:
+        print(f"capeval: error: {exc}", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+    except (typer.Abort, KeyboardInterrupt):
+        print("capeval: interrupted", file=sys.stderr)
+        sys.exit(130)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except Exception as exc:  # click usage errors
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise

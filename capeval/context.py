@@ -1,0 +1,43 @@
+"""Per-run shared state handed to every metric: tokenisations computed once over the whole dataset."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from capeval.io.align import Dataset
+
+TOKENIZERS: dict[str, str] = {"ptb": "capeval.tokenizers.ptb:tokenize_ptb"}
+
+
+class RunContext:
+    """What metrics share during one run: the dataset, the options, and cached tokenisations."""
+
+    def __init__(self, dataset: Dataset, options: dict[str, Any] | None = None) -> None:
+        self.dataset = dataset
+        self.options = dict(options or {})
+        self._tokenized: dict[str, dict[str, str]] = {}
+        self.shared: dict[str, Any] = {}  # models or clients that several metrics reuse (e.g. one encoder)
+
+    def all_texts(self) -> list[str]:
+        """Every reference and candidate caption of the run (normalised), each once."""
+        texts: dict[str, None] = {}
+        for refs in self.dataset.references.values():
+            texts.update(dict.fromkeys(refs))
+        for cands in self.dataset.candidates.values():
+            texts.update(dict.fromkeys(cands.values()))
+        return list(texts)
+
+    def tokenized(self, name: str) -> dict[str, str]:
+        """``{caption: tokens}`` for every caption of the run, tokenised by ``name`` in one pass."""
+        if name not in self._tokenized:
+            fn = _load(TOKENIZERS[name])
+            self._tokenized[name] = fn(self.all_texts())
+        return self._tokenized[name]
+
+
+def _load(target: str) -> Callable[..., Any]:
+    import importlib
+
+    module, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module), attr)

@@ -1,0 +1,1 @@
+"""Metric implementations. Each module implements one metric family; see :mod:`capeval.registry`."""

@@ -1,0 +1,247 @@
+"""The COCO caption metrics (Chen et al., 2015) through pycocoevalcap 1.2's scorer classes.
+
+Each metric scores PTB-tokenised captions (tokenised once per run, see :mod:`capeval.tokenizers.ptb`) with the
+pycocoevalcap class that ``COCOEvalCap.evaluate()`` uses, called in capeval's own loop, so the numbers are
+pycocoevalcap's. ``COCOEvalCap.evaluate()`` itself is not used: it always builds SPICE, which downloads
+Stanford CoreNLP.
+
+Empty candidates are passed to the scorers as the empty string: BLEU and CIDEr-D score them ~0 (and corpus
+BLEU counts their reference length in the brevity penalty), ROUGE-L and METEOR score them 0.
+
+CIDEr-D's document frequencies come from the references of the samples one captioner is scored on (as
+pycocoevalcap computes them), so a captioner's score never depends on the other captioners in the run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import math
+from functools import lru_cache
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+import numpy as np
+
+from capeval.java import java_problem, pycocoevalcap_dir
+from capeval.metrics.base import Availability, Batch, Metric, MetricOutput
+from capeval.metrics.meteor_process import MeteorProcess
+
+
+@lru_cache(maxsize=1)
+def _impl() -> str:
+    try:
+        return f"pycocoevalcap-{version('pycocoevalcap')}"
+    except PackageNotFoundError:
+        return "pycocoevalcap-missing"
+
+
+def _coco_availability(jar: str | None = None) -> Availability:
+    base = pycocoevalcap_dir()
+    if base is None:
+        return Availability(False, "pycocoevalcap is not installed (pip install pycocoevalcap==1.2)")
+    problem = java_problem()
+    if problem:
+        return Availability(False, problem)
+    if jar and not (base / jar).exists():
+        return Availability(False, f"{base / jar} is missing")
+    return Availability(True)
+
+
+def _tokenized(batch: Batch, context: Any) -> tuple[list[str], list[list[str]]]:
+    tok = context.tokenized("ptb")
+    return [tok[c] for c in batch.candidates], [[tok[r] for r in refs] for refs in batch.references]
+
+
+class _CocoMetric(Metric):
+    needs = frozenset({"references"})
+    jar: str | None = "tokenizer/stanford-corenlp-3.4.1.jar"
+
+    @classmethod
+    def availability(cls) -> Availability:
+        return _coco_availability(cls.jar)
+
+    @classmethod
+    def from_options(cls, options: dict[str, Any]) -> Metric:
+        return cls()
+
+    def signature_params(self, references: list[list[str]]) -> dict[str, Any]:
+        params = super().signature_params(references)
+        params.update(self.extra_params())
+        params.update({"tok": "ptb", "impl": _impl()})
+        return params
+
+    def extra_params(self) -> dict[str, Any]:
+        return {}
+
+
+# BLEU's per-sample sufficient statistics, in column order: what corpus BLEU is recomputed from.
+BLEU_STAT_COLUMNS = ("testlen", "reflen", "guess_1", "guess_2", "guess_3", "guess_4",
+                     "correct_1", "correct_2", "correct_3", "correct_4")
+
+
+def corpus_bleu_from_stats(stats: np.ndarray, n: int = 4) -> list[float]:
+    """Corpus BLEU-1..n from per-sample statistics (rows as :data:`BLEU_STAT_COLUMNS`).
+
+    The same arithmetic as ``BleuScorer.compute_score`` (constants ``small``/``tiny`` included), so
+    bootstrap resamples of corpus BLEU need no re-tokenisation.
+    """
+    small, tiny = 1e-9, 1e-15
+    totals = stats.sum(axis=0)
+    testlen, reflen = totals[0], totals[1]
+    bleus, bleu = [], 1.0
+    for k in range(n):
+        bleu *= float(totals[6 + k] + tiny) / (totals[2 + k] + small)
+        bleus.append(bleu ** (1.0 / (k + 1)))
+    ratio = (testlen + tiny) / (reflen + small)
+    if ratio < 1:
+        bleus = [b * math.exp(1 - 1 / ratio) for b in bleus]
+    return bleus
+
+
+class Bleu(_CocoMetric):
+    """BLEU-1..4 (Papineni et al., 2002) as pycocoevalcap computes it: 'closest' reference length."""
+
+    description = "BLEU-1..4, pycocoevalcap's BleuScorer (closest reference length)"
+    outputs = ("bleu_1", "bleu_2", "bleu_3", "bleu_4")
+    corpus_level = True
+
+    def score(self, batch: Batch, context: Any, seed: int = 0) -> MetricOutput:
+        from pycocoevalcap.bleu.bleu_scorer import BleuScorer
+
+        cands, refs = _tokenized(batch, context)
+        scorer = BleuScorer(n=4)
+        for c, r in zip(cands, refs, strict=True):
+            scorer += (c, r)
+        with contextlib.redirect_stdout(io.StringIO()):
+            corpus, per_sample = scorer.compute_score(option="closest", verbose=0)
+        return MetricOutput(
+            per_sample={key: np.asarray(per_sample[k], dtype=float) for k, key in enumerate(self.outputs)},
+            corpus={key: float(corpus[k]) for k, key in enumerate(self.outputs)},
+        )
+
+    @staticmethod
+    def sufficient_statistics(candidates: list[str], references: list[list[str]]) -> np.ndarray:
+        """Per-sample BLEU statistics of tokenised captions (rows as :data:`BLEU_STAT_COLUMNS`)."""
+        from pycocoevalcap.bleu.bleu_scorer import BleuScorer
+
+        scorer = BleuScorer(n=4)
+        for c, r in zip(candidates, references, strict=True):
+            scorer += (c, r)
+        rows = []
+        for comps in scorer.ctest:
+            reflen = scorer._single_reflen(comps["reflen"], "closest", comps["testlen"])
+            rows.append([comps["testlen"], reflen, *comps["guess"], *comps["correct"]])
+        return np.asarray(rows, dtype=float).reshape(-1, len(BLEU_STAT_COLUMNS))
+
+
+class Meteor(_CocoMetric):
+    """METEOR 1.5 (Denkowski & Lavie, 2014) through pycocoevalcap's jar, one supervised JVM per run."""
+
+    description = "METEOR 1.5 (en, -norm), pycocoevalcap's jar; corpus score is METEOR's own aggregate"
+    outputs = ("meteor",)
+    corpus_level = True
+    jar = "meteor/meteor-1.5.jar"
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self._process: MeteorProcess | None = None
+
+    def extra_params(self) -> dict[str, Any]:
+        return {"lang": "en", "norm": True}
+
+    def setup(self, context: Any) -> None:
+        self._process = MeteorProcess()
+
+    def close(self) -> None:
+        if self._process is not None:
+            self._process.close()
+            self._process = None
+
+    def score(self, batch: Batch, context: Any, seed: int = 0) -> MetricOutput:
+        if self._process is None:
+            self.setup(context)
+        assert self._process is not None
+        cands, refs = _tokenized(batch, context)
+        per_sample, corpus = self._process.score(cands, refs)
+        return MetricOutput(per_sample={"meteor": np.asarray(per_sample, dtype=float)}, corpus={"meteor": corpus})
+
+
+class RougeL(_CocoMetric):
+    """ROUGE-L (Lin, 2004) F-measure with beta 1.2, best over references, as pycocoevalcap computes it."""
+
+    description = "ROUGE-L, pycocoevalcap's Rouge (beta=1.2); corpus score is the mean"
+    outputs = ("rouge_l",)
+
+    def extra_params(self) -> dict[str, Any]:
+        return {"beta": 1.2}
+
+    def score(self, batch: Batch, context: Any, seed: int = 0) -> MetricOutput:
+        from pycocoevalcap.rouge.rouge import Rouge
+
+        cands, refs = _tokenized(batch, context)
+        rouge = Rouge()
+        values = np.asarray([rouge.calc_score([c], r) for c, r in zip(cands, refs, strict=True)], dtype=float)
+        return MetricOutput(per_sample={"rouge_l": values},
+                            corpus={"rouge_l": float(np.mean(values)) if len(values) else float("nan")})
+
+
+class CiderD(_CocoMetric):
+    """CIDEr-D (Vedantam et al., 2015): n=4, sigma=6, document frequencies from this captioner's references."""
+
+    description = "CIDEr-D, pycocoevalcap's Cider (n=4, sigma=6, df from the evaluated references)"
+    outputs = ("cider",)
+
+    def extra_params(self) -> dict[str, Any]:
+        return {"n": 4, "sigma": 6, "df": "refs"}
+
+    def score(self, batch: Batch, context: Any, seed: int = 0) -> MetricOutput:
+        from pycocoevalcap.cider.cider import Cider
+
+        cands, refs = _tokenized(batch, context)
+        if not cands:
+            return MetricOutput(per_sample={"cider": np.zeros(0)}, corpus={"cider": float("nan")})
+        keys = range(len(cands))
+        corpus, per_sample = Cider(n=4, sigma=6.0).compute_score(
+            {i: refs[i] for i in keys}, {i: [cands[i]] for i in keys}
+        )
+        return MetricOutput(per_sample={"cider": np.asarray(per_sample, dtype=float)}, corpus={"cider": float(corpus)})
+
+
+class Spice(_CocoMetric):
+    """SPICE (Anderson et al., 2016) through pycocoevalcap's jar; needs Stanford CoreNLP 3.6.0 models."""
+
+    description = "SPICE 1.0, pycocoevalcap's jar (needs Stanford CoreNLP 3.6.0, downloaded on first use)"
+    outputs = ("spice",)
+    jar = "spice/spice-1.0.jar"
+
+    @classmethod
+    def availability(cls) -> Availability:
+        base = _coco_availability(cls.jar)
+        if not base.ok:
+            return base
+        lib = pycocoevalcap_dir() / "spice" / "lib"  # type: ignore[operator]
+        needed = ["stanford-corenlp-3.6.0.jar", "stanford-corenlp-3.6.0-models.jar"]
+        missing = [n for n in needed if not (lib / n).exists()]
+        if missing:
+            return Availability(
+                False,
+                f"Stanford CoreNLP 3.6.0 is not in {lib} ({', '.join(missing)} missing); pycocoevalcap downloads "
+                "it on first use, which needs internet: run `python -c \"from pycocoevalcap.spice."
+                "get_stanford_models import get_stanford_models; get_stanford_models()\"` once",
+            )
+        return Availability(True)
+
+    def score(self, batch: Batch, context: Any, seed: int = 0) -> MetricOutput:
+        from pycocoevalcap.spice.spice import Spice as _Spice
+
+        cands, refs = _tokenized(batch, context)
+        keys = [str(i) for i in range(len(cands))]
+        corpus, per_sample = _Spice().compute_score(
+            {k: refs[i] for i, k in enumerate(keys)}, {k: [cands[i]] for i, k in enumerate(keys)}
+        )
+        # pycocoevalcap's Spice sorts ids as strings: put the scores back in sample order.
+        order = sorted(keys)
+        by_key = {k: s["All"]["f"] for k, s in zip(order, per_sample, strict=True)}
+        values = np.asarray([float(by_key[k]) for k in keys], dtype=float)
+        return MetricOutput(per_sample={"spice": values}, corpus={"spice": float(corpus)})
