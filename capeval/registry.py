@@ -27,6 +27,12 @@ _BUILTIN: dict[str, str] = {
     "rouge_l": "capeval.metrics.coco:RougeL",
     "cider": "capeval.metrics.coco:CiderD",
     "spice": "capeval.metrics.coco:Spice",
+    "bertscore": "capeval.metrics.bertscore:BERTScore",
+    "capture": "capeval.metrics.capture:Capture",
+    "clair": "capeval.metrics.clair:Clair",
+    "mllm_judge": "capeval.metrics.mllm_judge:MLLMJudge",
+    "pairwise": "capeval.metrics.pairwise:Pairwise",
+    "proxy_qa": "capeval.metrics.proxy_qa:ProxyQA",
 }
 
 _registry: dict[str, str | type[Metric]] = dict(_BUILTIN)

@@ -17,8 +17,21 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-# Each command module registers itself on `app`.
-from capeval.cli import metrics_cmd, score_cmd  # noqa: E402,F401
+# Each command module registers itself on `app` when imported. One line per module.
+COMMAND_MODULES = [
+    "capeval.cli.score_cmd",
+    "capeval.cli.metrics_cmd",
+]
+
+
+def _register_commands() -> None:
+    import importlib
+
+    for module in COMMAND_MODULES:
+        importlib.import_module(module)
+
+
+_register_commands()
 
 EXIT_USAGE = 2
 
