@@ -17,7 +17,7 @@ from capeval.errors import InputError, MetricUnavailable
 from capeval.hashing import sha256_file, sha256_json
 from capeval.io.align import Dataset, align
 from capeval.io.readers import CaptionFile, read_candidates, read_references
-from capeval.metrics.base import Batch, Metric
+from capeval.metrics.base import Batch, Metric, MetricOutput
 from capeval.progress import Progress
 from capeval.registry import get_metric_class
 
@@ -57,6 +57,39 @@ def _as_candidates(name: str, cands: Candidates) -> tuple[CaptionFile, dict[str,
         captions[str(k)] = [v]
     return (CaptionFile(f"<{name}>", captions, "untyped"),
             {"path": "<in memory>", "sha256": sha256_json(captions)})
+
+
+def _batch(dataset: Dataset, captioner: str) -> Batch:
+    ids = dataset.ids_for(captioner)
+    return Batch(
+        captioner=captioner,
+        sample_ids=ids,
+        candidates=[dataset.candidates[captioner][i] for i in ids],
+        references=[dataset.references[i] for i in ids],
+        images=[dataset.images.get(i) for i in ids],
+    )
+
+
+def _collect(metric: Metric, out: MetricOutput, cap: str, ids: list[str], seed: int, sample_frames: list,
+             corpus_rows: list, detail_frames: list, failures: dict, usage: dict) -> None:
+    """Append one scoring step's output to the run's tables (checking its shape)."""
+    for key in metric.outputs:
+        values = np.asarray(out.per_sample[key], dtype=float)
+        if len(values) != len(ids):
+            raise RuntimeError(f"metric {metric.name} returned {len(values)} scores for {len(ids)} samples")
+        sample_frames.append(pd.DataFrame({
+            "captioner": cap, "sample_id": ids, "metric": key, "seed": seed, "value": values,
+        }))
+        corpus_rows.append({"captioner": cap, "metric": key, "seed": seed, "value": float(out.corpus[key])})
+        if out.failures.get(key):
+            failures[cap][key] = failures[cap].get(key, 0) + int(out.failures[key])
+    for key, texts in out.details.items():
+        detail_frames.append(pd.DataFrame({
+            "captioner": cap, "sample_id": ids, "metric": key, "seed": seed, "detail": texts,
+        }))
+    for k, v in out.usage.items():
+        usage.setdefault(metric.name, {})
+        usage[metric.name][k] = usage[metric.name].get(k, 0) + v
 
 
 def build_metrics(names: Sequence[str], options: dict[str, Any]) -> list[Metric]:
@@ -162,14 +195,15 @@ def evaluate(
     if seeds < 1:
         raise InputError(f"seeds must be >= 1, got {seeds}")
     options = dict(options or {})
+    options.setdefault("seeds", seeds)
     started = time.time()
+    metric_objs = build_metrics(metrics, options)  # fail fast on an unknown or unavailable metric
     ref_file, ref_info = _as_references(references)
     cand_files: dict[str, CaptionFile] = {}
     cand_info: dict[str, dict[str, str]] = {}
     for name, c in candidates.items():
         cand_files[name], cand_info[name] = _as_candidates(name, c)
     dataset = align(ref_file, cand_files)
-    metric_objs = build_metrics(metrics, options)
     context = RunContext(dataset, options)
 
     sample_frames: list[pd.DataFrame] = []
@@ -182,50 +216,30 @@ def evaluate(
 
     all_refs = list(dataset.references.values())
     steps = sum(len(dataset.captioners) * (seeds if m.stochastic else 1) for m in metric_objs)
-    with Progress(steps, enabled=progress) as bar:
+    # Every metric is set up before any scores, so slow starts (METEOR's JVM loading its paraphrase
+    # tables, model loading) overlap with the work of the metrics scored first.
+    try:
         for metric in metric_objs:
-            signatures.update(metric.signatures(all_refs))
-            metric_info[metric.name] = {
-                "outputs": list(metric.outputs), "version": metric.version, "stochastic": metric.stochastic,
-                "corpus_level": metric.corpus_level, "needs": sorted(metric.needs),
-                "higher_is_better": metric.higher_is_better,
-            }
             metric.setup(context)
-            try:
+        with Progress(steps, enabled=progress) as bar:
+            for metric in metric_objs:
+                signatures.update(metric.signatures(all_refs))
+                metric_info[metric.name] = {
+                    "outputs": list(metric.outputs), "version": metric.version, "stochastic": metric.stochastic,
+                    "corpus_level": metric.corpus_level, "needs": sorted(metric.needs),
+                    "higher_is_better": metric.higher_is_better,
+                }
                 for cap in dataset.captioners:
-                    ids = dataset.ids_for(cap)
-                    batch = Batch(
-                        captioner=cap,
-                        sample_ids=ids,
-                        candidates=[dataset.candidates[cap][i] for i in ids],
-                        references=[dataset.references[i] for i in ids],
-                        images=[dataset.images.get(i) for i in ids],
-                    )
+                    batch = _batch(dataset, cap)
                     for seed in range(seeds) if metric.stochastic else (0,):
                         bar.step(f"{metric.name} · {cap}" + (f" · seed {seed}" if metric.stochastic else ""))
                         out = metric.score(batch, context, seed=seed)
-                        for key in metric.outputs:
-                            values = np.asarray(out.per_sample[key], dtype=float)
-                            if len(values) != len(ids):
-                                raise RuntimeError(f"metric {metric.name} returned {len(values)} scores "
-                                                   f"for {len(ids)} samples")
-                            sample_frames.append(pd.DataFrame({
-                                "captioner": cap, "sample_id": ids, "metric": key, "seed": seed, "value": values,
-                            }))
-                            corpus_rows.append({"captioner": cap, "metric": key, "seed": seed,
-                                                "value": float(out.corpus[key])})
-                            if out.failures.get(key):
-                                failures[cap][key] = failures[cap].get(key, 0) + int(out.failures[key])
-                        for key, texts in out.details.items():
-                            detail_frames.append(pd.DataFrame({
-                                "captioner": cap, "sample_id": ids, "metric": key, "seed": seed, "detail": texts,
-                            }))
-                        for k, v in out.usage.items():
-                            usage.setdefault(metric.name, {})
-                            usage[metric.name][k] = usage[metric.name].get(k, 0) + v
+                        _collect(metric, out, cap, batch.sample_ids, seed, sample_frames, corpus_rows,
+                                 detail_frames, failures, usage)
                         bar.advance()
-            finally:
-                metric.close()
+    finally:
+        for metric in metric_objs:
+            metric.close()
 
     samples = (pd.concat(sample_frames, ignore_index=True) if sample_frames
                else pd.DataFrame(columns=["captioner", "sample_id", "metric", "seed", "value"]))

@@ -21,6 +21,10 @@ app = typer.Typer(
 COMMAND_MODULES = [
     "capeval.cli.score_cmd",
     "capeval.cli.metrics_cmd",
+    "capeval.cli.check_cmd",
+    "capeval.cli.judge_cmd",
+    "capeval.cli.proxyqa_cmd",
+    "capeval.cli.baseline_cmd",
 ]
 
 

@@ -105,6 +105,9 @@ def score_command(
     }
     options.update({k: v for k, v in flags.items() if v is not None})
     options.setdefault("run_dir", str(out))
+    from capeval.api import build_metrics
+
+    build_metrics(metric_names, options)  # unknown or unavailable metrics fail before any input is read
     references = read_references(refs, id_field=ref_id_field, text_field=ref_text_field)
     candidates = load_candidate_args(cand, id_field, text_field, system_field)
     results = evaluate(references, candidates, metric_names, seeds=seeds, options=options,

@@ -165,8 +165,7 @@ def _csv_records(path: str) -> Iterator[tuple[int, dict]]:
         reader = csv.DictReader(f, delimiter=delimiter)
         if reader.fieldnames is None:
             raise InputError("empty CSV file (no header row)", path=path)
-        for lineno, rec in enumerate(reader, 2):
-            yield lineno, rec
+        yield from enumerate(reader, 2)
 
 
 def _read_rows(path: str, id_field, text_field, system_field) -> tuple[str, str, Iterator[_Row]]:

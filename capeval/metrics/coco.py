@@ -152,6 +152,7 @@ class Meteor(_CocoMetric):
 
     def setup(self, context: Any) -> None:
         self._process = MeteorProcess()
+        self._process.start()  # the JVM loads its paraphrase tables while other metrics work
 
     def close(self) -> None:
         if self._process is not None:

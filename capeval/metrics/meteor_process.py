@@ -51,6 +51,12 @@ class MeteorProcess:
         self._lock = threading.Lock()
         _live.add(self)
 
+    def start(self) -> None:
+        """Start the JVM now (it loads for several seconds); scoring waits for it."""
+        with self._lock:
+            if self._proc is None or self._proc.poll() is not None:
+                self._start()
+
     def _start(self) -> None:
         jar = pycocoevalcap_jar(METEOR_JAR)
         cmd = [java_executable() or "java", "-jar", f"-Xmx{self.memory}", str(jar), *METEOR_FLAGS]

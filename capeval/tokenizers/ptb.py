@@ -59,7 +59,8 @@ def tokenize_ptb(texts: Iterable[str], timeout: float | None = 3600) -> dict[str
     finally:
         os.unlink(path)
     if proc.returncode != 0:
-        raise CapevalError(f"PTB tokenizer failed (exit {proc.returncode}): {proc.stderr.decode(errors='replace')[-500:]}")
+        detail = proc.stderr.decode(errors="replace")[-500:]
+        raise CapevalError(f"PTB tokenizer failed (exit {proc.returncode}): {detail}")
     lines = proc.stdout.decode("utf-8").split("\n")
     if lines and lines[-1] == "" and len(lines) == len(todo) + 1:
         lines.pop()
