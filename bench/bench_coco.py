@@ -47,17 +47,36 @@ def flickr8k(shared: Path):
     return refs, {"expert": cands}
 
 
-def run(name: str, refs, systems) -> None:
-    """Time both paths and compare every number."""
+def _time_capeval(refs, systems):
     t0 = time.perf_counter()
     results = capeval.evaluate(refs, systems, metrics=["bleu", "meteor", "rouge_l", "cider"])
-    t_capeval = time.perf_counter() - t0
+    return time.perf_counter() - t0, results
 
+
+def _time_direct(refs, systems):
     t0 = time.perf_counter()
     meteor = Meteor()
     direct = {sys_name: score_direct(refs, cands, meteor=meteor) for sys_name, cands in systems.items()}
     del meteor
-    t_direct = time.perf_counter() - t0
+    return time.perf_counter() - t0, direct
+
+
+def run(name: str, refs, systems, repeats: int) -> None:
+    """Time both paths (warm-up first, then ABBA order so disk caches favour neither) and compare every number."""
+    few = list(refs)[:20]
+    _time_capeval({i: refs[i] for i in few}, {s: {i: c[i] for i in few} for s, c in systems.items()})
+    _time_direct({i: refs[i] for i in few}, {s: {i: c[i] for i in few} for s, c in systems.items()})
+    t_capeval, t_direct = [], []
+    for r in range(repeats):
+        order = (_time_capeval, _time_direct) if r % 2 == 0 else (_time_direct, _time_capeval)
+        for fn in order:
+            seconds, out = fn(refs, systems)
+            if fn is _time_capeval:
+                t_capeval.append(seconds)
+                results = out
+            else:
+                t_direct.append(seconds)
+                direct = out
 
     worst = 0.0
     samples = results.samples
@@ -67,22 +86,26 @@ def run(name: str, refs, systems) -> None:
         for key in KEYS:
             corpus, per = by_key[key]
             worst = max(worst, abs(summary[sys_name][key]["mean"] - corpus))
-            ours = samples[(samples.captioner == sys_name) & (samples.metric == key)].set_index("sample_id")["value"]
+            mask = (samples.captioner == sys_name) & (samples.metric == key)
+            ours = samples[mask].set_index("sample_id")["value"]
             worst = max(worst, float(np.max(np.abs(ours.loc[ids].to_numpy() - np.asarray(per, dtype=float)))))
     n = sum(len(c) for c in systems.values())
-    print(f"{name:10s} {n:6d} candidates  capeval {t_capeval:7.2f} s  direct {t_direct:7.2f} s  "
-          f"ratio {t_capeval / t_direct:5.2f}x  max|diff| {worst:.2e}")
+    tc, td = float(np.mean(t_capeval)), float(np.mean(t_direct))
+    print(f"{name:10s} {n:6d} candidates  capeval {tc:7.2f} s  direct {td:7.2f} s  "
+          f"ratio {tc / td:5.2f}x  max|diff| {worst:.2e}  (mean of {repeats} runs each)", flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--shared", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
+    default_shared = Path(__file__).resolve().parents[2] / "shared" / "data"
+    parser.add_argument("--shared", type=Path, default=default_shared)
     parser.add_argument("--datasets", default="thumb,flickr8k")
+    parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
     loaders = {"thumb": thumb, "flickr8k": flickr8k}
     for name in args.datasets.split(","):
         refs, systems = loaders[name](args.shared)
-        run(name, refs, systems)
+        run(name, refs, systems, args.repeats)
 
 
 if __name__ == "__main__":

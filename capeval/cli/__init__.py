@@ -17,14 +17,33 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+def _version(value: bool) -> None:
+    if value:
+        from capeval import __version__
+
+        typer.echo(f"capeval {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    """Caption evaluation and benchmarking."""
+
+
 # Each command module registers itself on `app` when imported. One line per module.
 COMMAND_MODULES = [
     "capeval.cli.score_cmd",
     "capeval.cli.metrics_cmd",
+    "capeval.cli.report_cmd",
     "capeval.cli.check_cmd",
+    "capeval.cli.table_cmd",
+    "capeval.cli.stats_cmd",
     "capeval.cli.judge_cmd",
     "capeval.cli.proxyqa_cmd",
     "capeval.cli.baseline_cmd",
+    "capeval.cli.metaeval_cmd",
 ]
 
 
