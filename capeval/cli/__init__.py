@@ -73,7 +73,10 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``capeval`` console script."""
     _configure_logging()
     try:
-        app(args=argv, prog_name="capeval", standalone_mode=False)
+        rc = app(args=argv, prog_name="capeval", standalone_mode=False)
+        # With standalone_mode=False click returns typer.Exit(n)'s code instead of raising it.
+        if isinstance(rc, int) and rc != 0:
+            sys.exit(rc)
     except CapevalError as exc:
         print(f"capeval: error: {exc}", file=sys.stderr)
         sys.exit(EXIT_USAGE)
