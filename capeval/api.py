@@ -124,17 +124,20 @@ class Results:
 
     @property
     def summary(self) -> pd.DataFrame:
-        """One row per (captioner, metric): mean, std, n, seeds."""
+        """One row per (captioner, metric) in run order: mean, std (across seeds), n, seeds."""
+        finite = self.samples[np.isfinite(self.samples["value"].to_numpy(dtype=float))]
+        n_scored = finite.groupby(["captioner", "metric"], sort=False)["sample_id"].nunique()
         rows = []
         for (cap, metric), grp in self.corpus.groupby(["captioner", "metric"], sort=False):
             values = grp.sort_values("seed")["value"].to_numpy(dtype=float)
-            finite = values[np.isfinite(values)]
-            mean = float(np.mean(finite)) if len(finite) else float("nan")
-            std = float(np.std(finite, ddof=1)) if len(finite) > 1 else None
-            sub = self.samples[(self.samples.captioner == cap) & (self.samples.metric == metric)]
-            n = int(sub.loc[np.isfinite(sub["value"].to_numpy(dtype=float)), "sample_id"].nunique())
-            rows.append({"captioner": cap, "metric": metric, "mean": mean, "std": std, "n": n,
-                         "seeds": int(len(values))})
+            ok = values[np.isfinite(values)]
+            rows.append({
+                "captioner": cap, "metric": metric,
+                "mean": float(np.mean(ok)) if len(ok) else float("nan"),
+                "std": float(np.std(ok, ddof=1)) if len(ok) > 1 else None,
+                "n": int(n_scored.get((cap, metric), 0)),
+                "seeds": int(len(values)),
+            })
         return pd.DataFrame(rows, columns=["captioner", "metric", "mean", "std", "n", "seeds"])
 
     def summary_dict(self) -> dict[str, Any]:
