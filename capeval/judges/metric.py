@@ -1,0 +1,138 @@
+"""The shared base of LLM-judge metrics (CLAIR, MLLM-as-a-Judge, pairwise): config, template, ask, retry."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from capeval.judges.client import Judge
+from capeval.judges.config import JudgeConfig
+from capeval.judges.parsing import Verdict, retry_request
+from capeval.judges.protocol import JudgeRequest
+from capeval.judges.templates import JudgeTemplate, load_template
+from capeval.metrics.base import Availability, Metric
+
+log = logging.getLogger("capeval")
+
+
+@dataclass(frozen=True)
+class Judged:
+    """The outcome of one judged item after parsing and at most one follow-up request.
+
+    ``verdict.value`` is None on failure; ``text`` is the last raw reply (kept for the run's details);
+    ``error`` says what went wrong (transport failure or unreadable reply).
+    """
+
+    verdict: Verdict
+    text: str | None
+    error: str | None
+    retried: bool
+    cached: bool
+
+    @property
+    def ok(self) -> bool:
+        """Whether a value was read."""
+        return self.verdict.ok
+
+
+def _fmt_temp(t: float) -> str:
+    return f"{t:g}"
+
+
+class JudgeMetric(Metric):
+    """Base class: its :class:`JudgeConfig` and template come from the options; owns a :class:`Judge`."""
+
+    stochastic: ClassVar[bool] = True
+    default_template: ClassVar[str] = ""
+    config_defaults: ClassVar[dict[str, Any]] = {}
+    retry_instruction: ClassVar[str] = "Answer again with only the JSON object asked for, nothing else."
+
+    def __init__(self, config: JudgeConfig | None = None, template: JudgeTemplate | None = None,
+                 options: dict[str, Any] | None = None) -> None:
+        super().__init__(**(options or {}))
+        self.config = config or JudgeConfig(**self.config_defaults)
+        self.template = template or load_template(self.default_template)
+        self.judge: Judge | None = None
+
+    @classmethod
+    def availability(cls) -> Availability:
+        """Needs the ``openai`` package (``capeval[judge]``) and, at run time, a reachable endpoint."""
+        for package in ("openai", "aiohttp", "httpx"):
+            if importlib.util.find_spec(package) is None:
+                return Availability(False, f"the {package} package is not installed (pip install 'capeval[judge]')")
+        return Availability(True, "needs an OpenAI-compatible endpoint (--judge-base-url/--judge-model)")
+
+    @classmethod
+    def from_options(cls, options: dict[str, Any]) -> JudgeMetric:
+        """Judge settings from the ``judge_*`` options; the template from ``<metric>_template`` (e.g.
+        ``clair_template``), else ``judge_template``, else the metric's shipped default."""
+        config = JudgeConfig.from_options(options, **cls.config_defaults)
+        template = load_template(options.get(f"{cls.name}_template") or config.template or cls.default_template)
+        return cls(config, template, options)
+
+    def extra_signature(self) -> dict[str, Any]:
+        """Metric-specific signature fields (after judge/prompt/temp/seeds)."""
+        return {}
+
+    def signature_params(self, references: list[list[str]]) -> dict[str, Any]:
+        """``judge:<model>|prompt:<template>|temp:<t>|seeds:<n>`` plus metric fields."""
+        params: dict[str, Any] = {"judge": self.config.model, "prompt": self.template.name,
+                                  "temp": _fmt_temp(self.config.temperature)}
+        seeds = self.options.get("seeds")
+        if seeds is not None:
+            params["seeds"] = int(seeds)
+        params.update(self.extra_signature())
+        if self.config.response_format != "json_schema":
+            params["fmt"] = self.config.response_format
+        return params
+
+    def setup(self, context: Any) -> None:
+        """Open the judge (cache connection; the HTTP client is created on first use)."""
+        if self.judge is None:
+            self.judge = Judge(self.config)
+
+    def close(self) -> None:
+        """Close the judge."""
+        if self.judge is not None:
+            self.judge.close()
+            self.judge = None
+
+    def ask(self, requests: Sequence[JudgeRequest], parse: Callable[[str | None], Verdict]) -> list[Judged]:
+        """Send the requests, parse each reply, send one follow-up for each unreadable reply, parse again."""
+        if self.judge is None:
+            self.setup(None)
+        assert self.judge is not None
+        replies = self.judge.run(requests)
+        verdicts = [parse(r.text) if r.ok else Verdict(None, error=r.error) for r in replies]
+        again = [i for i, (r, v) in enumerate(zip(replies, verdicts, strict=True)) if r.ok and not v.ok]
+        follow: dict[int, Any] = {}
+        if again:
+            retry_reqs = [retry_request(requests[i], replies[i].text, self.retry_instruction) for i in again]
+            for i, reply in zip(again, self.judge.run(retry_reqs), strict=True):
+                follow[i] = reply
+        out = []
+        for i, (reply, verdict) in enumerate(zip(replies, verdicts, strict=True)):
+            text, cached = reply.text, reply.cached
+            if i in follow:
+                r2 = follow[i]
+                verdict = parse(r2.text) if r2.ok else Verdict(None, error=r2.error)
+                text = r2.text if r2.ok else reply.text
+                cached = cached and r2.cached
+            error = None if verdict.ok else (verdict.error or "unreadable reply")
+            out.append(Judged(verdict, text, error, i in follow, cached))
+        return out
+
+    def take_usage(self) -> dict[str, float]:
+        """Usage since the last call, for :attr:`MetricOutput.usage`."""
+        return self.judge.take_usage().as_usage() if self.judge is not None else {}
+
+
+def detail_text(judged: Judged) -> str:
+    """The per-sample detail string: the reason when read, else the error and the raw reply."""
+    if judged.ok:
+        return judged.verdict.reason or ""
+    raw = judged.text if judged.text is not None else ""
+    return f"[unparsed: {judged.error}] {raw}".strip()

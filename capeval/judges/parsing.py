@@ -1,0 +1,214 @@
+"""Reading judge verdicts: a JSON object first, then textual patterns, then one follow-up request.
+
+A reply that still can't be read is a failure (NaN, raw text kept, counted), never a made-up 0.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, replace
+from typing import Any
+
+from capeval.judges.protocol import JudgeRequest
+
+_THINK = re.compile(r"<think>.*?</think>", re.DOTALL | re.IGNORECASE)
+_FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.DOTALL)
+_NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What was read from one reply: ``value`` (None when nothing usable), ``reason``, how it was found."""
+
+    value: Any
+    reason: str | None = None
+    method: str | None = None  # "json", "pattern", "number" or None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Whether a value was found."""
+        return self.value is not None
+
+
+def strip_reasoning(text: str) -> str:
+    """The reply without ``<think>...</think>`` traces (and anything before a dangling ``</think>``)."""
+    text = _THINK.sub("", text)
+    if "</think>" in text:
+        text = text.rsplit("</think>", 1)[1]
+    return text.strip()
+
+
+def json_objects(text: str) -> list[dict[str, Any]]:
+    """Every JSON object in the text, in order: the whole text, fenced blocks, then each ``{...}`` found."""
+    found: list[dict[str, Any]] = []
+    candidates = [text, *_FENCE.findall(text)]
+    for cand in candidates:
+        try:
+            obj = json.loads(cand)
+        except ValueError:
+            continue
+        if isinstance(obj, dict):
+            found.append(obj)
+    decoder = json.JSONDecoder()
+    pos = text.find("{")
+    while pos != -1:
+        try:
+            obj, end = decoder.raw_decode(text, pos)
+        except ValueError:
+            pos = text.find("{", pos + 1)
+            continue
+        if isinstance(obj, dict):
+            found.append(obj)
+        pos = text.find("{", end)
+    return found
+
+
+def _lookup(obj: dict[str, Any], key: str) -> Any:
+    for k, v in obj.items():
+        if str(k).strip().lower() == key.lower():
+            return v
+    return None
+
+
+def _as_number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, str):
+        m = re.fullmatch(rf"\s*({_NUMBER})\s*(?:/\s*\d+|%)?\s*", value)
+        if m:
+            return float(m.group(1))
+    return None
+
+
+def _reason_from(obj: dict[str, Any], keys: tuple[str, ...]) -> str | None:
+    for key in keys:
+        value = _lookup(obj, key)
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+    return None
+
+
+def parse_score(text: str | None, *, key: str = "score", lo: float = 0.0, hi: float = 100.0,
+                reason_keys: tuple[str, ...] = ("reason", "explanation", "rationale"),
+                labels: tuple[str, ...] = ("score", "rating"), first_number: bool = False,
+                fraction_scale: bool = False) -> Verdict:
+    """Read a numeric score in ``[lo, hi]``.
+
+    Order: (1) the first JSON object with ``key`` holding a number; (2) a labelled number such as
+    ``score: 85``, ``"score": 85``, ``Rating: [[4]]``, ``85/100`` (``hi`` as denominator), ``4 out of 5``;
+    (3) when ``first_number`` (CLAIR's published fallback) the first number anywhere, or else only a reply
+    that is nothing but a number. With ``fraction_scale`` a number below 1 found by (2) or (3) is read as a
+    fraction of ``hi`` (CLAIR's rule for models that normalise the score themselves; a JSON value is taken as
+    is). Out-of-range values are failures.
+    """
+    if text is None:
+        return Verdict(None, error="no reply")
+    body = strip_reasoning(text)
+    for obj in json_objects(body):
+        value = _as_number(_lookup(obj, key))
+        if value is not None:
+            return _checked(value, lo, hi, False, _reason_from(obj, reason_keys), "json")
+    label = "|".join(re.escape(x) for x in labels)
+    patterns = [
+        rf"(?i)\"?(?:{label})\"?\s*(?:[:=]|is|of)?\s*\[*\s*({_NUMBER})",
+        rf"\[\[\s*({_NUMBER})\s*\]\]",
+        rf"({_NUMBER})\s*/\s*{re.escape(_fmt(hi))}\b",
+        rf"(?i)({_NUMBER})\s+out\s+of\s+{re.escape(_fmt(hi))}\b",
+    ]
+    reason = _reason_text(body, reason_keys)
+    for pat in patterns:
+        m = re.search(pat, body)
+        if m:
+            return _checked(float(m.group(1)), lo, hi, fraction_scale, reason, "pattern")
+    if first_number:
+        m = re.search(r"\d*\.?\d+", body)
+        if m:
+            return _checked(float(m.group(0)), lo, hi, fraction_scale, reason, "number")
+    elif re.fullmatch(rf"\s*({_NUMBER})\s*\.?\s*", body):
+        return _checked(float(body.strip().rstrip(".")), lo, hi, fraction_scale, None, "number")
+    return Verdict(None, error=f"no {key} found in the reply")
+
+
+def _fmt(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else str(x)
+
+
+def _checked(value: float, lo: float, hi: float, fraction_scale: bool, reason: str | None,
+             method: str) -> Verdict:
+    if fraction_scale and 0 < value < 1:
+        value *= hi
+    if not (lo <= value <= hi):
+        return Verdict(None, reason, None, f"score {value:g} outside [{_fmt(lo)}, {_fmt(hi)}]")
+    return Verdict(value, reason, method)
+
+
+def _reason_text(body: str, keys: tuple[str, ...]) -> str | None:
+    alt = "|".join(re.escape(k) for k in keys)
+    m = re.search(rf"(?is)\"?(?:{alt})\"?\s*[:=]\s*\"?(.+?)\"?\s*(?:[,}}]\s*$|$)", body)
+    return m.group(1).strip() if m else None
+
+
+def parse_choice(text: str | None, *, key: str, choices: dict[str, tuple[str, ...]],
+                 reason_keys: tuple[str, ...] = ("reason", "explanation", "rationale")) -> Verdict:
+    """Read one of several labelled choices, e.g. ``{"winner": "A"}``.
+
+    ``choices`` maps each canonical label to the spellings that mean it (case-insensitive), e.g.
+    ``{"A": ("a", "caption a", "1"), "B": (...), "tie": ("tie", "equal", "both")}``. JSON first, then a
+    labelled pattern (``winner: A``), then a reply that is only one of the spellings.
+    """
+    if text is None:
+        return Verdict(None, error="no reply")
+    body = strip_reasoning(text)
+    lookup = {s.lower(): label for label, spellings in choices.items() for s in (label, *spellings)}
+
+    def canon(value: Any) -> str | None:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = _fmt(float(value))
+        if not isinstance(value, str):
+            return None
+        v = re.sub(r"[\s\"'.*!]+", " ", value).strip().lower()
+        return lookup.get(v)
+
+    for obj in json_objects(body):
+        label = canon(_lookup(obj, key))
+        if label is not None:
+            return Verdict(label, _reason_from(obj, reason_keys), "json")
+    spell = "|".join(sorted((re.escape(s) for s in lookup), key=len, reverse=True))
+    m = re.search(rf"(?i)\"?{re.escape(key)}\"?\s*(?:[:=]|is)\s*\"?\**\s*({spell})\b", body)
+    if m:
+        return Verdict(lookup[m.group(1).lower()], _reason_text(body, reason_keys), "pattern")
+    label = canon(body)
+    if label is not None:
+        return Verdict(label, None, "pattern")
+    return Verdict(None, error=f"no {key} found in the reply")
+
+
+def json_schema_format(name: str, properties: dict[str, Any],
+                       required: list[str] | None = None) -> dict[str, Any]:
+    """An OpenAI ``response_format`` asking for a JSON object with exactly these properties (strict)."""
+    return {
+        "type": "json_schema",
+        "json_schema": {
+            "name": name,
+            "strict": True,
+            "schema": {"type": "object", "properties": properties,
+                       "required": list(required or properties), "additionalProperties": False},
+        },
+    }
+
+
+def retry_request(request: JudgeRequest, reply_text: str | None, instruction: str) -> JudgeRequest:
+    """The one follow-up after an unreadable reply: the conversation so far plus ``instruction``.
+
+    It is a different request (so it is cached on its own and a rerun replays it from the cache).
+    """
+    messages = list(request.messages)
+    if reply_text:
+        messages.append({"role": "assistant", "content": reply_text})
+    messages.append({"role": "user", "content": instruction})
+    return replace(request, messages=messages, tag=f"{request.tag}#retry")

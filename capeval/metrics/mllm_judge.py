@@ -1,0 +1,100 @@
+"""MLLM-as-a-Judge scoring (Chen et al., ICML 2024; MM-SeR's GPT score): a VLM grades image + caption 1-5.
+
+The judge sees the image (sent as a data URL) and the caption and grades accuracy, completeness,
+hallucination (5 = nothing invented) and detail, plus an overall 1-5 score, the headline ``mllm_judge``.
+Images come from ``--images DIR`` or from paths/URLs in the input. Unreadable replies get one follow-up
+and then NaN, counted as failures.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+
+from capeval.judges.images import ImageResolver
+from capeval.judges.metric import Judged, JudgeMetric, detail_text
+from capeval.judges.parsing import Verdict, json_schema_format, parse_score
+from capeval.judges.protocol import JudgeRequest
+from capeval.judges.templates import JudgeTemplate
+from capeval.metrics.base import Batch, MetricOutput
+
+CRITERIA = ("accuracy", "completeness", "hallucination", "detail")
+SCALE = (1.0, 5.0)
+MLLM_FORMAT = json_schema_format(
+    "caption_grade",
+    {"reason": {"type": "string"}, **{c: {"type": "integer"} for c in CRITERIA},
+     "score": {"type": "integer"}},
+)
+CHUNK = 256
+
+
+def mllm_requests(template: JudgeTemplate, candidates: list[str], references: list[list[str]],
+                  images: list[str], seed: int | None) -> list[JudgeRequest]:
+    """One request per sample: the rubric, the caption and the image (a data URL)."""
+    return [
+        JudgeRequest(messages=template.messages(images=[img], candidate=cand, references=list(refs)),
+                     seed=seed, response_format=MLLM_FORMAT, template_hash=template.hash)
+        for cand, refs, img in zip(candidates, references, images, strict=True)
+    ]
+
+
+def parse_mllm(text: str | None) -> Verdict:
+    """The overall score (required) and each criterion (NaN when missing), all on 1-5."""
+    overall = parse_score(text, key="score", lo=SCALE[0], hi=SCALE[1], labels=("score", "overall", "rating"))
+    if not overall.ok:
+        return overall
+    values: dict[str, float] = {"score": overall.value}
+    for crit in CRITERIA:
+        v = parse_score(text, key=crit, lo=SCALE[0], hi=SCALE[1], labels=(crit,))
+        values[crit] = v.value if v.ok else float("nan")
+    return Verdict(values, overall.reason, overall.method)
+
+
+class MLLMJudge(JudgeMetric):
+    """A vision-language judge grades each caption 1-5 (registered as ``mllm_judge``)."""
+
+    name = "mllm_judge"
+    version = "1"
+    description = "MLLM-as-a-Judge (Chen et al., 2024): a VLM sees the image and grades the caption 1-5"
+    needs = frozenset({"images", "llm"})
+    outputs = ("mllm_judge", *(f"mllm_judge_{c}" for c in CRITERIA))
+    default_template: ClassVar[str] = "mllm-judge-v1"
+    config_defaults: ClassVar[dict[str, Any]] = {"max_tokens": 512}
+    retry_instruction: ClassVar[str] = (
+        'Reply again with only the JSON object, e.g. {"reason": "...", "accuracy": 3, "completeness": 3, '
+        '"hallucination": 3, "detail": 3, "score": 3}, every grade an integer from 1 to 5.')
+
+    def extra_signature(self) -> dict[str, Any]:
+        """The grading scale."""
+        return {"scale": "1-5"}
+
+    def setup(self, context: Any) -> None:
+        """Open the judge and the image lookup."""
+        super().setup(context)
+        self.images = ImageResolver(self.options.get("images"))
+
+    def score(self, batch: Batch, context: Any, seed: int = 0) -> MetricOutput:
+        """Grade every caption of the batch with this seed."""
+        if not hasattr(self, "images"):
+            self.images = ImageResolver(self.options.get("images"))
+        given = batch.images or [None] * len(batch)
+        judged: list[Judged] = []
+        for start in range(0, len(batch), CHUNK):
+            stop = min(start + CHUNK, len(batch))
+            urls = [self.images.data_url(sid, img) for sid, img in
+                    zip(batch.sample_ids[start:stop], given[start:stop], strict=True)]
+            reqs = mllm_requests(self.template, batch.candidates[start:stop], batch.references[start:stop],
+                                 urls, seed)
+            judged.extend(self.ask(reqs, parse_mllm))
+        per_sample: dict[str, np.ndarray] = {}
+        per_sample["mllm_judge"] = np.array([j.verdict.value["score"] if j.ok else np.nan for j in judged])
+        for crit in CRITERIA:
+            per_sample[f"mllm_judge_{crit}"] = np.array(
+                [j.verdict.value[crit] if j.ok else np.nan for j in judged], dtype=float)
+        corpus, failures = {}, {}
+        for key, values in per_sample.items():
+            failures[key] = int(np.isnan(values).sum())
+            corpus[key] = float(np.nanmean(values)) if failures[key] < len(values) else float("nan")
+        return MetricOutput(per_sample=per_sample, corpus=corpus, failures=failures,
+                            details={"mllm_judge": [detail_text(j) for j in judged]}, usage=self.take_usage())

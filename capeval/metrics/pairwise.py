@@ -1,0 +1,171 @@
+"""CapArena-style pairwise judging (Cheng et al., 2025): each caption vs a baseline captioner's, both orders.
+
+For every image the judge compares the captioner's caption with the baseline captioner's caption, given the
+reference description(s) (and the image when ``pairwise_image`` is on). Each pair is asked twice, once in
+each order, to cancel position bias. Each order scores +1 (win), 0 (tie) or -1 (loss) for the captioner;
+the per-image score is 100 x the mean over the two orders and the captioner's score the mean over images,
+in [-100, 100] as in CapArena-Auto ((wins - losses) / judgments x 100). Win, tie and loss rates are stored
+too. The baseline (``pairwise_baseline``, default the first captioner) is not compared with itself (NaN).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, ClassVar
+
+import numpy as np
+
+from capeval.errors import CapevalError
+from capeval.judges.images import ImageResolver
+from capeval.judges.metric import Judged, JudgeMetric
+from capeval.judges.parsing import Verdict, json_schema_format, parse_choice
+from capeval.judges.protocol import JudgeRequest
+from capeval.judges.templates import JudgeTemplate
+from capeval.metrics.base import Batch, MetricOutput
+
+log = logging.getLogger("capeval")
+
+WINNERS = ("Caption 1", "Caption 2", "Tie")
+PAIR_FORMAT = json_schema_format(
+    "caption_comparison", {"reason": {"type": "string"}, "winner": {"type": "string", "enum": list(WINNERS)}})
+CHOICES = {
+    "1": ("caption 1", "caption1", "caption_1", "first", "first caption", "caption 1 is better", "a"),
+    "2": ("caption 2", "caption2", "caption_2", "second", "second caption", "caption 2 is better", "b"),
+    "tie": ("tie", "equal", "draw", "both", "neither", "same"),
+}
+CHUNK = 256
+
+
+def parse_winner(text: str | None) -> Verdict:
+    """``"1"``, ``"2"`` or ``"tie"`` from the reply's ``winner``."""
+    return parse_choice(text, key="winner", choices=CHOICES)
+
+
+def order_outcome(label: str, candidate_first: bool) -> int:
+    """+1 when the candidate won this order, -1 when it lost, 0 for a tie."""
+    if label == "tie":
+        return 0
+    won = (label == "1") == candidate_first
+    return 1 if won else -1
+
+
+def pair_requests(template: JudgeTemplate, candidate: str, baseline: str, references: list[str],
+                  image: str | None, seed: int | None) -> list[JudgeRequest]:
+    """The two requests of one pair: candidate shown first, then baseline shown first."""
+    out = []
+    for first, second in ((candidate, baseline), (baseline, candidate)):
+        messages = template.messages(images=[image] if image else None, caption_1=first, caption_2=second,
+                                     references=list(references), has_image=image is not None)
+        out.append(JudgeRequest(messages=messages, seed=seed, response_format=PAIR_FORMAT,
+                                template_hash=template.hash))
+    return out
+
+
+def pair_scores(forward: Judged, backward: Judged) -> tuple[float, float, float, float]:
+    """(score in [-100, 100], win, tie, loss rates) of one pair; NaNs when either order is unreadable."""
+    if not (forward.ok and backward.ok):
+        return (np.nan,) * 4
+    outcomes = [order_outcome(forward.verdict.value, True), order_outcome(backward.verdict.value, False)]
+    win, tie, loss = (outcomes.count(v) / 2 for v in (1, 0, -1))
+    return 100.0 * float(np.mean(outcomes)), win, tie, loss
+
+
+class Pairwise(JudgeMetric):
+    """Pairwise comparison against a baseline captioner, both orders, score in [-100, 100] (``pairwise``)."""
+
+    name = "pairwise"
+    version = "1"
+    description = "CapArena-style pairwise battles vs a baseline captioner, both orders; score in [-100, 100]"
+    needs = frozenset({"references", "llm"})
+    outputs = ("pairwise", "pairwise_win", "pairwise_tie", "pairwise_loss")
+    default_template: ClassVar[str] = "pairwise-v1"
+    config_defaults: ClassVar[dict[str, Any]] = {"max_tokens": 512}
+    retry_instruction: ClassVar[str] = (
+        'Reply again with only the JSON object, e.g. {"reason": "...", "winner": "Caption 1"}; "winner" is '
+        'exactly "Caption 1", "Caption 2" or "Tie".')
+
+    @property
+    def use_image(self) -> bool:
+        """Whether images are sent: ``pairwise_image=yes|no|auto`` (auto: when ``--images`` is given)."""
+        mode = str(self.options.get("pairwise_image", "auto")).lower()
+        if mode in ("auto", ""):
+            return bool(self.options.get("images"))
+        if mode in ("yes", "true", "1", "on"):
+            return True
+        if mode in ("no", "false", "0", "off"):
+            return False
+        raise CapevalError(f"pairwise_image must be yes, no or auto, got {mode!r}")
+
+    def extra_signature(self) -> dict[str, Any]:
+        """The baseline captioner, the orders and whether the judge sees the image."""
+        return {"baseline": self.options.get("pairwise_baseline") or "first", "orders": "both",
+                "image": self.use_image}
+
+    def _baseline(self, context: Any) -> str:
+        names = list(context.dataset.captioners)
+        chosen = self.options.get("pairwise_baseline")
+        if chosen is None:
+            return names[0]
+        if str(chosen) not in names:
+            raise CapevalError(f"pairwise_baseline {chosen!r} is not a captioner of this run "
+                               f"({', '.join(names)})")
+        return str(chosen)
+
+    def score(self, batch: Batch, context: Any, seed: int = 0) -> MetricOutput:
+        """Compare each caption of the batch with the baseline's caption of the same image, both orders."""
+        baseline = self._baseline(context)
+        n = len(batch)
+        values = {key: np.full(n, np.nan) for key in self.outputs}
+        details: list[str | None] = [None] * n
+        if batch.captioner == baseline:
+            details = [f"baseline captioner {baseline!r}: not compared with itself"] * n
+            return MetricOutput(per_sample=values, corpus={k: float("nan") for k in self.outputs},
+                                failures={k: 0 for k in self.outputs}, details={"pairwise": details},
+                                usage=self.take_usage())
+        base_caps = context.dataset.candidates[baseline]
+        images = None
+        if self.use_image:
+            if getattr(self, "_images", None) is None:
+                self._images = ImageResolver(self.options.get("images"))  # encodings reused across seeds
+            images = self._images
+        given = batch.images or [None] * n
+        todo = [i for i in range(n) if batch.sample_ids[i] in base_caps]
+        missing = n - len(todo)
+        if missing:
+            log.warning("pairwise: baseline %r has no caption for %d of %r's samples; they are left out",
+                        baseline, missing, batch.captioner)
+            for i in range(n):
+                if batch.sample_ids[i] not in base_caps:
+                    details[i] = f"baseline {baseline!r} has no caption for this image"
+        failures = 0
+        for start in range(0, len(todo), CHUNK):
+            chunk = todo[start:start + CHUNK]
+            reqs: list[JudgeRequest] = []
+            for i in chunk:
+                sid = batch.sample_ids[i]
+                image = images.data_url(sid, given[i]) if images is not None else None
+                reqs.extend(pair_requests(self.template, batch.candidates[i], base_caps[sid],
+                                          batch.references[i], image, seed))
+            judged = self.ask(reqs, parse_winner)
+            for k, i in enumerate(chunk):
+                fwd, bwd = judged[2 * k], judged[2 * k + 1]
+                for key, v in zip(self.outputs, pair_scores(fwd, bwd), strict=True):
+                    values[key][i] = v
+                if np.isnan(values["pairwise"][i]):
+                    failures += 1
+                details[i] = _pair_detail(fwd, bwd)
+        corpus = {k: float(np.nanmean(v)) if np.isfinite(v).any() else float("nan")
+                  for k, v in values.items()}
+        return MetricOutput(per_sample=values, corpus=corpus, failures={k: failures for k in self.outputs},
+                            details={"pairwise": details}, usage=self.take_usage())
+
+
+def _one(j: Judged, candidate_first: bool) -> str:
+    if not j.ok:
+        return f"[unparsed: {j.error}] {j.text or ''}".strip()
+    outcome = {1: "win", 0: "tie", -1: "loss"}[order_outcome(j.verdict.value, candidate_first)]
+    return f"{outcome}: {j.verdict.reason or ''}".strip()
+
+
+def _pair_detail(fwd: Judged, bwd: Judged) -> str:
+    return f"candidate first -> {_one(fwd, True)} | baseline first -> {_one(bwd, False)}"
