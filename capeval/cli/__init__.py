@@ -34,6 +34,7 @@ def _root(
 
 # Each command module registers itself on `app` when imported. One line per module.
 COMMAND_MODULES = [
+    "capeval.cli.demo_cmd",
     "capeval.cli.score_cmd",
     "capeval.cli.metrics_cmd",
     "capeval.cli.report_cmd",
