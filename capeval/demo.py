@@ -25,6 +25,7 @@ COCO_METRICS = ["bleu", "meteor", "rouge_l", "cider"]
 NEURAL_METRICS = ["bertscore", "capture"]
 JUDGE_METRICS = ["clair", "proxy_qa"]
 CAPTIONERS = ("mmser-refined", "mmser-single", "one-shape")
+TABLE_METRICS = ["bleu_1", "bleu_4", "meteor", "rouge_l", "cider", "bertscore", "capture", "clair", "proxy_qa"]
 
 
 @dataclass
@@ -161,7 +162,9 @@ def run_demo(out_dir: str | Path = "capeval-demo", *, n_images: int = 48, judge_
                           title="capeval demo: MM-SeR on synthetic shapes")
     parts = []
     for r in runs:
-        table = build_table(load_run(r))
+        run = load_run(r)
+        present = set(run.corpus["metric"].astype(str))
+        table = build_table(run, metrics=[m for m in TABLE_METRICS if m in present])
         parts.append(f"### {r.name}\n\n" + render(table, "markdown"))
     table_path = out / "table.md"
     table_path.write_text("\n\n".join(parts) + "\n", encoding="utf-8")

@@ -112,6 +112,14 @@ def test_every_command_has_help_with_example():
 
     from capeval.cli import app
 
-    group = typer.main.get_command(app)
-    for name, cmd in group.commands.items():
-        assert cmd.help and "Example" in cmd.help, f"`capeval {name}` lacks help with an Example"
+    def leaves(cmd, prefix):
+        if hasattr(cmd, "commands"):
+            for name, sub in cmd.commands.items():
+                yield from leaves(sub, f"{prefix} {name}")
+        else:
+            yield prefix, cmd
+
+    found = list(leaves(typer.main.get_command(app), "capeval"))
+    assert len(found) >= 12
+    for name, cmd in found:
+        assert cmd.help and "Example" in cmd.help, f"`{name}` lacks help with an Example"
