@@ -92,7 +92,7 @@ def _judge_run(out: Path, references: Path, captions: dict[str, Path], scenes: P
         cands = read_candidates(path)[None].captions
         subset[name] = {k: cands[k][0] for k in keep}
     run_dir = out / "run-judges"
-    with LocalJudgeServer(parallel=1, threads=None) as server:
+    with LocalJudgeServer(parallel=1, threads=1) as server:
         options = {
             "judge_base_url": server.base_url, "judge_model": "smollm2",
             "judge_cache": str(out / "judge-cache.sqlite"),
