@@ -35,3 +35,15 @@ def load_thumb(shared: Path) -> tuple[dict[str, list[str]], dict[str, dict[str, 
 def thumb(shared_data: Path):
     """THumB references and the 5 systems' captions."""
     return load_thumb(shared_data)
+
+
+@pytest.fixture(autouse=True)
+def _capeval_logs_reach_caplog():
+    """The CLI's main() (called in-process by some tests) stops the capeval logger propagating; undo that."""
+    import logging
+
+    logger = logging.getLogger("capeval")
+    before = logger.propagate
+    logger.propagate = True
+    yield
+    logger.propagate = before
