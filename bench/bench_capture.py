@@ -15,32 +15,16 @@ Prints candidates per second (wall clock, with CPU time beside it: steadier on a
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import time
 from pathlib import Path
 
+from thumb_data import load_thumb
+
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REPO = Path(__file__).resolve().parents[1]
-THUMB = REPO.parent / "shared" / "data" / "thumb"
-
-
-def load_thumb(limit: int | None) -> tuple[dict[str, list[str]], dict[str, dict[str, str]]]:
-    """({seg_id: refs}, {system: {seg_id: caption}}) for the first ``limit`` images (all when None)."""
-    refs = {}
-    for line in (THUMB / "mscoco_references.jsonl").read_text().splitlines():
-        row = json.loads(line)
-        refs[row["seg_id"]] = row["refs"]
-    ids = list(refs)[:limit] if limit else list(refs)
-    refs = {i: refs[i] for i in ids}
-    systems: dict[str, dict[str, str]] = {}
-    for line in (THUMB / "mscoco_THumB-1.0.jsonl").read_text().splitlines():
-        row = json.loads(line)
-        if row["seg_id"] in refs:
-            systems.setdefault(row["SYS"], {})[row["seg_id"]] = row["hyp"]
-    return refs, systems
 
 
 class Clock:

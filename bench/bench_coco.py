@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 from pycocoevalcap.meteor.meteor import Meteor
+from thumb_data import load_thumb
 
 import capeval
 from capeval.reference import score_direct
@@ -24,15 +25,7 @@ KEYS = ["bleu_1", "bleu_2", "bleu_3", "bleu_4", "meteor", "rouge_l", "cider"]
 
 def thumb(shared: Path):
     """THumB 1.0: 500 images x 5 captioners, 4 references each."""
-    refs = {}
-    for line in (shared / "thumb" / "mscoco_references.jsonl").read_text().splitlines():
-        row = json.loads(line)
-        refs[row["seg_id"]] = row["refs"]
-    systems: dict[str, dict[str, str]] = {}
-    for line in (shared / "thumb" / "mscoco_THumB-1.0.jsonl").read_text().splitlines():
-        row = json.loads(line)
-        systems.setdefault(row["SYS"], {})[row["seg_id"]] = row["hyp"]
-    return refs, systems
+    return load_thumb(folder=shared / "thumb")
 
 
 def flickr8k(shared: Path):

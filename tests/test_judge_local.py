@@ -46,7 +46,8 @@ def judge_server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("serve")
     port_file = tmp / "port"
     proc = subprocess.Popen([sys.executable, "-m", "capeval", "judge", "serve", "--port", "0", "--port-file",
-                             str(port_file), "--threads", "1", "--parallel", "1"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                             str(port_file), "--threads", "1", "--parallel", "1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 300
         while not port_file.exists():
