@@ -81,7 +81,7 @@ def metaeval_command(
         capeval meta-eval thumb --path mscoco_THumB-1.0.jsonl --refs mscoco_references.jsonl
         capeval meta-eval flickr8k-expert --download --metrics clair --judge-model gpt-4o-mini
     """
-    from capeval.cli.score_cmd import _coerce, parse_key_values
+    from capeval.cli.score_cmd import _coerce, flag_options, parse_key_values
     from capeval.metaeval import canonical_dataset, meta_evaluate
 
     name = canonical_dataset(dataset)
@@ -100,15 +100,10 @@ def metaeval_command(
     if not metric_names:
         raise CapevalError("--metrics is empty")
     options: dict[str, Any] = {k: _coerce(v) for k, v in parse_key_values(option, "--option").items()}
-    flags = {
-        "images": str(images) if images else None,
-        "bertscore_model": bertscore_model, "bertscore_layer": bertscore_layer,
-        "judge_model": judge_model, "judge_base_url": judge_base_url,
-        "judge_template": str(judge_template) if judge_template else None,
-        "judge_concurrency": judge_concurrency,
-        "cache": not no_cache, "refresh_cache": refresh_cache,
-    }
-    options.update({k: v for k, v in flags.items() if v is not None})
+    options.update(flag_options(
+        images=images, bertscore_model=bertscore_model, bertscore_layer=bertscore_layer, judge_model=judge_model,
+        judge_base_url=judge_base_url, judge_template=judge_template, judge_concurrency=judge_concurrency,
+        no_cache=no_cache, refresh_cache=refresh_cache))
     results = meta_evaluate(name, path, metric_names, options, refs=refs, seeds=seeds,
                             progress=False if quiet else None)
     if as_json:

@@ -33,6 +33,20 @@ def _coerce(value: str):
     return {"true": True, "false": False, "yes": True, "no": False}.get(value.lower(), value)
 
 
+def flag_options(*, images, bertscore_model, bertscore_layer, judge_model, judge_base_url, judge_template,
+                 judge_concurrency, no_cache, refresh_cache) -> dict:
+    """The metric options set by the shared command-line flags (unset flags are left out)."""
+    flags = {
+        "images": str(images) if images else None,
+        "bertscore_model": bertscore_model, "bertscore_layer": bertscore_layer,
+        "judge_model": judge_model, "judge_base_url": judge_base_url,
+        "judge_template": str(judge_template) if judge_template else None,
+        "judge_concurrency": judge_concurrency,
+        "cache": not no_cache, "refresh_cache": refresh_cache,
+    }
+    return {k: v for k, v in flags.items() if v is not None}
+
+
 def load_candidate_args(cands: list[str], id_field, text_field, system_field) -> dict[str, CaptionFile]:
     """Turn ``--cand NAME=PATH`` (or ``--cand PATH`` with ``--system-field``) into caption files."""
     files: dict[str, CaptionFile] = {}
@@ -94,16 +108,10 @@ def score_command(
         doc = load_suite(suite)
         metric_names = list(doc["metrics"])
         options = {**doc["options"], **options}
-    flags = {
-        "images": str(images) if images else None,
-        "bertscore_model": bertscore_model, "bertscore_layer": bertscore_layer,
-        "judge_model": judge_model, "judge_base_url": judge_base_url,
-        "judge_template": str(judge_template) if judge_template else None,
-        "judge_concurrency": judge_concurrency,
-        "cache": not no_cache, "refresh_cache": refresh_cache,
-        "cache_dir": None,
-    }
-    options.update({k: v for k, v in flags.items() if v is not None})
+    options.update(flag_options(
+        images=images, bertscore_model=bertscore_model, bertscore_layer=bertscore_layer, judge_model=judge_model,
+        judge_base_url=judge_base_url, judge_template=judge_template, judge_concurrency=judge_concurrency,
+        no_cache=no_cache, refresh_cache=refresh_cache))
     options.setdefault("run_dir", str(out))
     from capeval.api import build_metrics
 
