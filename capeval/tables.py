@@ -182,6 +182,17 @@ _LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$",
                   "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
 
 
+def _cell_text(cell: Cell, col: Column, *, missing: str, best: str, second: str, pm: str) -> str:
+    """One formatted cell: the mean, marked best/second with the format's markup, then ``pm`` and the spread."""
+    if cell.mean is None or not math.isfinite(cell.mean):
+        return missing
+    text = _fmt(cell.mean, col.digits)
+    text = {"best": best, "second": second}.get(cell.mark, "{}").format(text)
+    if cell.spread is not None:
+        text += f"{pm}{_fmt(cell.spread, col.digits)}"
+    return text
+
+
 def latex_escape(text: str) -> str:
     """Escape LaTeX's special characters in plain text."""
     return "".join(_LATEX_ESCAPES.get(ch, ch) for ch in text)
@@ -198,16 +209,8 @@ def render_latex(table: Table, caption: str | None = None, label: str = "tab:cap
              r"    \midrule"]
     for cap_name in table.captioners:
         row = [latex_escape(cap_name)]
-        for col in table.columns:
-            cell = table.cells[(cap_name, col.metric)]
-            if cell.mean is None or not math.isfinite(cell.mean):
-                row.append("--")
-                continue
-            text = _fmt(cell.mean, col.digits)
-            text = {"best": f"\\textbf{{{text}}}", "second": f"\\underline{{{text}}}"}.get(cell.mark, text)
-            if cell.spread is not None:
-                text += f"\\,$\\pm$\\,{_fmt(cell.spread, col.digits)}"
-            row.append(text)
+        row += [_cell_text(table.cells[(cap_name, col.metric)], col, missing="--", best="\\textbf{{{}}}",
+                           second="\\underline{{{}}}", pm="\\,$\\pm$\\,") for col in table.columns]
         lines.append("    " + " & ".join(row) + r" \\")
     lines += [r"    \bottomrule", r"  \end{tabular}", r"\end{table}"]
     return "\n".join(lines) + "\n"
@@ -228,16 +231,8 @@ def render_markdown(table: Table, caption: str | None = None) -> str:
              "|" + "---|" + "---:|" * len(table.columns)]
     for cap_name in table.captioners:
         row = [_md_escape(cap_name)]
-        for col in table.columns:
-            cell = table.cells[(cap_name, col.metric)]
-            if cell.mean is None or not math.isfinite(cell.mean):
-                row.append("–")
-                continue
-            text = _fmt(cell.mean, col.digits)
-            text = {"best": f"**{text}**", "second": f"<u>{text}</u>"}.get(cell.mark, text)
-            if cell.spread is not None:
-                text += f" ± {_fmt(cell.spread, col.digits)}"
-            row.append(text)
+        row += [_cell_text(table.cells[(cap_name, col.metric)], col, missing="–", best="**{}**",
+                           second="<u>{}</u>", pm=" ± ") for col in table.columns]
         lines.append("| " + " | ".join(row) + " |")
     lines += ["", f"_{_md_escape(caption if caption is not None else caption_text(table))}_"]
     return "\n".join(lines) + "\n"

@@ -33,20 +33,19 @@ def resolve_encoder(spec: str) -> tuple[str, str]:
     from capeval.models import offline
 
     key = spec.strip()
-    if key.lower() in ("mpnet", "all-mpnet-base-v2", MPNET_HUB.lower()):
+    packaged = {
+        "all-mpnet-base-v2": (("mpnet", "all-mpnet-base-v2", MPNET_HUB.lower()), offline.mpnet_path, MPNET_HUB),
+        "all-MiniLM-L6-v2": (("minilm", "all-minilm-l6-v2", MINILM_HUB.lower()), offline.minilm_path, MINILM_HUB),
+    }
+    for name, (aliases, local_path, hub_id) in packaged.items():
+        if key.lower() not in aliases:
+            continue
         try:
-            return "all-mpnet-base-v2", str(offline.mpnet_path())
+            return name, str(local_path())
         except MetricUnavailable as exc:
-            if offline.hub_model_available(MPNET_HUB):
-                return "all-mpnet-base-v2", MPNET_HUB
-            raise MetricUnavailable(f"CAPTURE's encoder all-mpnet-base-v2 is not available: {exc}") from exc
-    if key.lower() in ("minilm", "all-minilm-l6-v2", MINILM_HUB.lower()):
-        try:
-            return "all-MiniLM-L6-v2", str(offline.minilm_path())
-        except MetricUnavailable as exc:
-            if offline.hub_model_available(MINILM_HUB):
-                return "all-MiniLM-L6-v2", MINILM_HUB
-            raise MetricUnavailable(f"CAPTURE's encoder all-MiniLM-L6-v2 is not available: {exc}") from exc
+            if offline.hub_model_available(hub_id):
+                return name, hub_id
+            raise MetricUnavailable(f"CAPTURE's encoder {name} is not available: {exc}") from exc
     path = Path(key).expanduser()
     if path.is_dir():
         return path.resolve().name, str(path.resolve())
