@@ -1,0 +1,278 @@
+"""n-grams as integer ids (orders 1..4) of tokenised captions, laid out as pycocoevalcap's ``precook`` counts them.
+
+:func:`encode` turns candidates and references into one :class:`NgramTable`: every unique sentence is split
+once (``str.split()``, as ``precook`` does), its tokens become integer ids, its n-grams become integer ids
+(an order-``k`` id is the factorised pair (order ``k-1`` id, next token)), and its distinct n-grams are kept
+in the order of a Python ``defaultdict`` filled by ``precook``: by order, then by first position. That order
+matters because pycocoevalcap's CIDEr-D sums over those dicts, and floating-point sums depend on order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from itertools import chain
+
+import numpy as np
+import pandas as pd
+
+ORDER = 4
+_CHUNK_SENTENCES = 50_000  # sentences split per pass: bounds the Python string objects alive at once
+_CHUNK_OCCURRENCES = 4_000_000  # n-gram occurrences de-duplicated per pass: bounds the hash table
+
+
+def ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Concatenated ``arange(start, start + length)`` for each pair, as one int64 array.
+
+    Example:
+        >>> ranges(np.array([5, 0]), np.array([2, 3])).tolist()
+        [5, 6, 0, 1, 2]
+    """
+    lengths = np.asarray(lengths, dtype=np.int64)
+    total = int(lengths.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    ends = np.cumsum(lengths)
+    shift = np.asarray(starts, dtype=np.int64) - (ends - lengths)
+    return np.repeat(shift, lengths) + np.arange(total, dtype=np.int64)
+
+
+@dataclass
+class NgramTable:
+    """Candidates and references of ``S`` samples as n-gram entries of their unique sentences.
+
+    Sentence ``s`` has ``lengths[s]`` tokens (``str.split()``), token ids ``tokens[tok_ptr[s]:tok_ptr[s+1]]``
+    and, for order ``k`` (0-based), the distinct n-grams ``gram[e]`` with counts ``tf[e]`` for ``e`` in
+    ``row_ptr[s*4+k]:row_ptr[s*4+k+1]``, in first-occurrence order. Sample ``i`` is candidate sentence
+    ``cand[i]`` against reference sentences ``refs[ref_ptr[i]:ref_ptr[i+1]]``.
+    """
+
+    sentences: list[str]
+    lengths: np.ndarray
+    tokens: np.ndarray
+    tok_ptr: np.ndarray
+    regular: np.ndarray  # str.split(" ") == str.split() (no other whitespace, not empty)
+    vocab: dict[str, int]
+    gram: np.ndarray
+    tf: np.ndarray
+    row_ptr: np.ndarray
+    n_grams: int
+    cand: np.ndarray
+    refs: np.ndarray
+    ref_ptr: np.ndarray
+    _lookup: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
+
+    @property
+    def n_samples(self) -> int:
+        return len(self.cand)
+
+    @property
+    def n_refs(self) -> np.ndarray:
+        """References per sample."""
+        return np.diff(self.ref_ptr)
+
+    def sentence_entries(self, sentence: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(first entry, number of entries) of each sentence, all orders."""
+        first = self.row_ptr[sentence * ORDER]
+        return first, self.row_ptr[sentence * ORDER + ORDER] - first
+
+    def reference_lookup(self) -> tuple[np.ndarray, np.ndarray]:
+        """Sorted keys ``sentence * n_grams + gram`` of reference entries whose n-gram occurs in some candidate,
+        and their counts: what :meth:`reference_counts` searches."""
+        if self._lookup is None:
+            in_cand = np.zeros(self.n_grams, dtype=bool)
+            first, count = self.sentence_entries(np.unique(self.cand))
+            in_cand[self.gram[ranges(first, count)]] = True
+            ref_sentences = np.unique(self.refs)
+            first, count = self.sentence_entries(ref_sentences)
+            entries = ranges(first, count)
+            keep = in_cand[self.gram[entries]]
+            entries = entries[keep]
+            keys = np.repeat(ref_sentences, count)[keep] * np.int64(self.n_grams) + self.gram[entries]
+            order = np.argsort(keys, kind="stable")
+            self._lookup = (keys[order], self.tf[entries[order]])
+        return self._lookup
+
+    def reference_counts(self, sentence: np.ndarray, gram: np.ndarray) -> np.ndarray:
+        """Count of n-gram ``gram[j]`` in reference sentence ``sentence[j]`` (0 when absent), elementwise.
+
+        Only n-grams that occur in some candidate are indexed: the others are never asked for.
+        """
+        keys, counts = self.reference_lookup()
+        query = sentence * np.int64(self.n_grams) + gram
+        pos = np.searchsorted(keys, query)
+        pos[pos == len(keys)] = 0
+        if not len(keys):
+            return np.zeros(len(query), dtype=np.int64)
+        found = keys[pos] == query
+        return np.where(found, counts[pos], 0)
+
+
+def _tokenize(sentences: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, int]]:
+    """Token ids (flat int64), token counts and the ``regular`` mask of each sentence, and the vocabulary."""
+    vocab: dict[str, int] = {}
+    n = len(sentences)
+    lengths = np.zeros(n, dtype=np.int64)
+    regular = np.zeros(n, dtype=bool)
+    parts = []
+    for start in range(0, n, _CHUNK_SENTENCES):
+        chunk = sentences[start:start + _CHUNK_SENTENCES]
+        words = [s.split() for s in chunk]
+        lengths[start:start + len(chunk)] = np.fromiter(map(len, words), dtype=np.int64, count=len(words))
+        regular[start:start + len(chunk)] = [bool(s) and s == " ".join(w) for s, w in zip(chunk, words, strict=True)]
+        flat = list(chain.from_iterable(words))
+        del words
+        if not flat:
+            continue
+        codes, uniques = pd.factorize(np.asarray(flat, dtype=object))
+        del flat
+        ids = np.fromiter((vocab.setdefault(u, len(vocab)) for u in uniques), dtype=np.int64, count=len(uniques))
+        parts.append(ids[codes])
+    tokens = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+    return tokens, lengths, regular, vocab
+
+
+def _ngram_occurrences(tokens: np.ndarray, lengths: np.ndarray, n_vocab: int
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """n-gram ids of every occurrence, laid out sentence by sentence, order by order, position by position.
+
+    Returns (gram id per occurrence, occurrence row pointer per (sentence, order), first id of each order
+    followed by the number of ids).
+    """
+    n_sent = len(lengths)
+    per_row = np.maximum(lengths[:, None] - np.arange(ORDER)[None, :], 0)  # (S, ORDER) occurrences
+    occ_ptr = np.zeros(n_sent * ORDER + 1, dtype=np.int64)
+    np.cumsum(per_row.ravel(), out=occ_ptr[1:])
+    occ = np.empty(int(occ_ptr[-1]), dtype=np.int64)
+    sent_of_tok = np.repeat(np.arange(n_sent, dtype=np.int64), lengths)
+    tok_start = np.cumsum(lengths) - lengths
+    local = np.arange(len(tokens), dtype=np.int64) - tok_start[sent_of_tok]
+    remaining = lengths[sent_of_tok] - local  # tokens from this one to the sentence end
+    ids = tokens
+    offsets = [0]
+    positions = np.arange(len(tokens), dtype=np.int64)
+    for k in range(ORDER):
+        if k:
+            valid = remaining[positions] > k
+            positions = positions[valid]
+            keys = ids[valid] * np.int64(n_vocab) + tokens[positions + k]
+            ids = pd.factorize(keys)[0].astype(np.int64)
+            del keys
+            n_ids = int(ids.max()) + 1 if len(ids) else 0
+        else:
+            n_ids = n_vocab
+        sent = sent_of_tok[positions]
+        occ[occ_ptr[sent * ORDER + k] + local[positions]] = ids + offsets[-1]
+        offsets.append(offsets[-1] + n_ids)
+    return occ, occ_ptr, np.asarray(offsets, dtype=np.int64)
+
+
+def _distinct(occ: np.ndarray, occ_ptr: np.ndarray, n_sent: int, n_grams: int
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct n-grams per (sentence, order) in first-occurrence order with their counts, and row pointers."""
+    grams, tfs, rows = [], [], []
+    sent_bounds = occ_ptr[::ORDER]  # first occurrence of each sentence (+ end)
+    start_sent = 0
+    while start_sent < n_sent:
+        # as many whole sentences as fit in one de-duplication pass
+        limit = sent_bounds[start_sent] + _CHUNK_OCCURRENCES
+        end_sent = max(start_sent + 1, int(np.searchsorted(sent_bounds, limit, side="right")) - 1)
+        end_sent = min(end_sent, n_sent)
+        lo, hi = sent_bounds[start_sent], sent_bounds[end_sent]
+        counts = np.diff(sent_bounds[start_sent:end_sent + 1])
+        sent = np.repeat(np.arange(start_sent, end_sent, dtype=np.int64), counts)
+        keys = (sent - start_sent) * np.int64(n_grams) + occ[lo:hi]
+        codes, uniques = pd.factorize(keys)
+        tfs.append(np.bincount(codes, minlength=len(uniques)).astype(np.int64))
+        gram = uniques % n_grams
+        grams.append(gram)
+        rows.append((uniques // n_grams + start_sent) * ORDER)
+        start_sent = end_sent
+    gram = np.concatenate(grams) if grams else np.zeros(0, dtype=np.int64)
+    tf = np.concatenate(tfs) if tfs else np.zeros(0, dtype=np.int64)
+    row = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
+    return gram, tf, row
+
+
+def encode(candidates: Sequence[str], references: Sequence[Sequence[str]]) -> NgramTable:
+    """Encode ``S`` samples (tokenised candidate, non-empty list of tokenised references) as an n-gram table.
+
+    Example:
+        >>> t = encode(["a cat"], [["a cat sat", "the cat"]])
+        >>> t.n_samples, len(t.sentences), t.lengths.tolist()
+        (1, 3, [2, 3, 2])
+    """
+    if len(candidates) != len(references):
+        raise ValueError(f"{len(candidates)} candidates for {len(references)} reference lists")
+    n_refs = np.fromiter(map(len, references), dtype=np.int64, count=len(references))
+    if len(n_refs) and n_refs.min() == 0:
+        raise ValueError(f"sample {int(np.argmin(n_refs))} has no reference")
+    all_strings = list(candidates)
+    all_strings.extend(chain.from_iterable(references))
+    codes, uniques = pd.factorize(np.asarray(all_strings, dtype=object)) if all_strings else (
+        np.zeros(0, dtype=np.int64), np.zeros(0, dtype=object))
+    del all_strings
+    sentences = list(uniques)
+    tokens, lengths, regular, vocab = _tokenize(sentences)
+    occ, occ_ptr, offsets = _ngram_occurrences(tokens, lengths, len(vocab))
+    n_grams = int(offsets[-1])
+    gram, tf, row = _distinct(occ, occ_ptr, len(sentences), n_grams)
+    del occ
+    row = row + np.searchsorted(offsets[1:], gram, side="right")  # + the order whose id range holds the gram
+    row_ptr = np.zeros(len(sentences) * ORDER + 1, dtype=np.int64)
+    np.cumsum(np.bincount(row, minlength=len(sentences) * ORDER), out=row_ptr[1:])
+    tok_ptr = np.zeros(len(sentences) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=tok_ptr[1:])
+    ref_ptr = np.zeros(len(candidates) + 1, dtype=np.int64)
+    np.cumsum(n_refs, out=ref_ptr[1:])
+    codes = np.asarray(codes, dtype=np.int64)
+    return NgramTable(
+        sentences=sentences, lengths=lengths, tokens=tokens, tok_ptr=tok_ptr, regular=regular, vocab=vocab,
+        gram=gram, tf=tf, row_ptr=row_ptr, n_grams=n_grams,
+        cand=codes[:len(candidates)], refs=codes[len(candidates):], ref_ptr=ref_ptr,
+    )
+
+
+@dataclass
+class Matches:
+    """Each candidate n-gram of samples ``lo..hi`` against each of its sample's references.
+
+    ``entry[x]`` is the table entry of the ``x``-th candidate n-gram (sample by sample, in entry order),
+    ``sample[x]`` its sample (relative to ``lo``); its counts in the sample's references are
+    ``ref_tf[first[x]:first[x] + n_refs[sample[x]]]``, references in order.
+    """
+
+    lo: int
+    hi: int
+    entry: np.ndarray
+    sample: np.ndarray
+    first: np.ndarray
+    ref_tf: np.ndarray
+
+
+def sample_chunks(table: NgramTable, budget: int = 2_000_000) -> list[tuple[int, int]]:
+    """Sample ranges whose (candidate n-gram x reference) pairs number about ``budget`` each."""
+    _, count = table.sentence_entries(table.cand)
+    work = np.cumsum(count * table.n_refs)
+    bounds, lo = [], 0
+    while lo < table.n_samples:
+        base = work[lo - 1] if lo else 0
+        hi = int(np.searchsorted(work, base + budget, side="right"))
+        hi = min(max(hi, lo + 1), table.n_samples)
+        bounds.append((lo, hi))
+        lo = hi
+    return bounds
+
+
+def matches(table: NgramTable, lo: int, hi: int) -> Matches:
+    """Reference counts of the candidate n-grams of samples ``lo..hi`` (see :class:`Matches`)."""
+    first_e, count_e = table.sentence_entries(table.cand[lo:hi])
+    entry = ranges(first_e, count_e)
+    sample = np.repeat(np.arange(hi - lo, dtype=np.int64), count_e)
+    n_refs = table.n_refs[lo:hi]
+    reps = n_refs[sample]
+    first = np.cumsum(reps) - reps
+    # query x, reference q of its sample: reference sentence refs[ref_ptr[lo + sample] + q]
+    ref_slot = ranges(table.ref_ptr[lo:hi][sample], reps)
+    ref_tf = table.reference_counts(table.refs[ref_slot], np.repeat(table.gram[entry], reps))
+    return Matches(lo=lo, hi=hi, entry=entry, sample=sample, first=first, ref_tf=ref_tf)
