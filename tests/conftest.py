@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
+# CAPEVAL_SHARED_DATA overrides the location (a git worktree elsewhere than beside ../shared)
+SHARED_DATA = Path(os.environ.get("CAPEVAL_SHARED_DATA") or REPO.parent / "shared" / "data")
 
 
 @pytest.fixture(scope="session")
