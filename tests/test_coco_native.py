@@ -191,3 +191,35 @@ def test_sequential_sums_follow_python_order():
 def test_encode_rejects_a_sample_without_references():
     with pytest.raises(ValueError, match="sample 1 has no reference"):
         encode(["a", "b"], [["a"], []])
+
+
+# --- wired into capeval: the default implementation and the reference one give the same run --------------------
+
+
+@pytest.mark.java
+def test_default_native_equals_pycocoevalcap_end_to_end(thumb):
+    import capeval
+
+    refs, systems = thumb
+    two = {s: systems[s] for s in ("Up-Down", "Human")}
+    metrics = ["bleu", "rouge_l", "cider"]
+    native = capeval.evaluate(refs, two, metrics=metrics)
+    reference = capeval.evaluate(refs, two, metrics=metrics, options={"coco_impl": "pycocoevalcap"})
+    assert native.signatures["cider"] == "cider|nrefs:4|n:4|sigma:6|df:refs|tok:ptb|impl:native-1|capeval:" + \
+        capeval.__version__
+    assert "|impl:pycocoevalcap-1.2|" in reference.signatures["bleu_4"]
+    a = native.samples.sort_values(["captioner", "metric", "sample_id"])["value"].to_numpy()
+    b = reference.samples.sort_values(["captioner", "metric", "sample_id"])["value"].to_numpy()
+    assert len(a) == 2 * 500 * 6
+    np.testing.assert_array_equal(a, b)
+    pd_a = native.corpus.sort_values(["captioner", "metric"])["value"].to_numpy()
+    pd_b = reference.corpus.sort_values(["captioner", "metric"])["value"].to_numpy()
+    np.testing.assert_array_equal(pd_a, pd_b)
+
+
+def test_unknown_coco_impl_is_one_clear_error():
+    import capeval
+    from capeval.errors import CapevalError
+
+    with pytest.raises(CapevalError, match="coco_impl must be one of native, pycocoevalcap, got 'java'"):
+        capeval.evaluate({"a": ["a cat"]}, {"s": {"a": "a cat"}}, metrics=["cider"], options={"coco_impl": "java"})

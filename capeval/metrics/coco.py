@@ -10,6 +10,11 @@ BLEU counts their reference length in the brevity penalty), ROUGE-L and METEOR s
 
 CIDEr-D's document frequencies come from the references of the samples one captioner is scored on (as
 pycocoevalcap computes them), so a captioner's score never depends on the other captioners in the run.
+
+BLEU, ROUGE-L and CIDEr-D run by default on capeval's native vectorised kernels
+(:mod:`capeval.metrics.native`), which give pycocoevalcap's numbers bit for bit (tests/test_coco_native.py);
+``coco_impl=pycocoevalcap`` runs pycocoevalcap's scorer classes instead. The signature's ``impl`` field says
+which ran. METEOR and SPICE always run pycocoevalcap's jars.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from capeval.errors import InputError
 from capeval.java import java_problem, pycocoevalcap_dir
 from capeval.metrics.base import Availability, Batch, Metric, MetricOutput
 from capeval.metrics.meteor_process import MeteorProcess
@@ -34,6 +40,36 @@ def _impl() -> str:
         return f"pycocoevalcap-{version('pycocoevalcap')}"
     except PackageNotFoundError:
         return "pycocoevalcap-missing"
+
+
+NATIVE_IMPL = "native-1"  # bump when a change of capeval.metrics.native could move a number
+COCO_IMPLS = ("native", "pycocoevalcap")
+_TABLE_BUDGET = 300_000  # samples of n-gram tables kept for reuse by BLEU, ROUGE-L and CIDEr-D
+
+
+def coco_impl(options: dict[str, Any]) -> str:
+    """The ``coco_impl`` option: ``native`` (default) or ``pycocoevalcap``."""
+    impl = str(options.get("coco_impl", "native")).strip().lower()
+    if impl not in COCO_IMPLS:
+        raise InputError(f"option coco_impl must be one of {', '.join(COCO_IMPLS)}, got {options['coco_impl']!r}")
+    return impl
+
+
+def _native_table(batch: Batch, context: Any):
+    """The n-gram table of one captioner's PTB-tokenised batch, built once per run for all native metrics."""
+    from capeval.metrics.native import encode
+
+    cache: dict[str, Any] = context.shared.setdefault("coco_native_tables", {})
+    key = batch.captioner
+    hit = cache.get(key)
+    if hit is not None and hit[0] == batch.sample_ids:
+        return hit[1]
+    cands, refs = _tokenized(batch, context)
+    table = encode(cands, refs)
+    while cache and sum(t.n_samples for _, t in cache.values()) + table.n_samples > _TABLE_BUDGET:
+        cache.pop(next(iter(cache)))
+    cache[key] = (list(batch.sample_ids), table)
+    return table
 
 
 def _coco_availability(jar: str | None = None) -> Availability:
@@ -56,6 +92,11 @@ def _tokenized(batch: Batch, context: Any) -> tuple[list[str], list[list[str]]]:
 class _CocoMetric(Metric):
     needs = frozenset({"references"})
     jar: str | None = "tokenizer/stanford-corenlp-3.4.1.jar"
+    has_native: bool = False  # a native kernel exists (BLEU, ROUGE-L, CIDEr-D)
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.impl = coco_impl(options) if self.has_native else "pycocoevalcap"
 
     @classmethod
     def availability(cls) -> Availability:
@@ -63,12 +104,12 @@ class _CocoMetric(Metric):
 
     @classmethod
     def from_options(cls, options: dict[str, Any]) -> Metric:
-        return cls()
+        return cls(**({"coco_impl": options["coco_impl"]} if cls.has_native and "coco_impl" in options else {}))
 
     def signature_params(self, references: list[list[str]]) -> dict[str, Any]:
         params = super().signature_params(references)
         params.update(self.extra_params())
-        params.update({"tok": "ptb", "impl": _impl()})
+        params.update({"tok": "ptb", "impl": NATIVE_IMPL if self.impl == "native" else _impl()})
         return params
 
     def extra_params(self) -> dict[str, Any]:
@@ -102,11 +143,19 @@ def corpus_bleu_from_stats(stats: np.ndarray, n: int = 4) -> list[float]:
 class Bleu(_CocoMetric):
     """BLEU-1..4 (Papineni et al., 2002) as pycocoevalcap computes it: 'closest' reference length."""
 
-    description = "BLEU-1..4, pycocoevalcap's BleuScorer (closest reference length)"
+    description = "BLEU-1..4, pycocoevalcap's BleuScorer arithmetic (closest reference length)"
     outputs = ("bleu_1", "bleu_2", "bleu_3", "bleu_4")
     corpus_level = True
+    has_native = True
 
     def score(self, batch: Batch, context: Any, seed: int = 0) -> MetricOutput:
+        if self.impl == "native":
+            from capeval.metrics.native import bleu_statistics, corpus_bleu, sentence_bleu
+
+            stats = bleu_statistics(_native_table(batch, context))
+            per, corpus = sentence_bleu(stats), corpus_bleu(stats)
+            return MetricOutput(per_sample={key: per[:, k].copy() for k, key in enumerate(self.outputs)},
+                                corpus={key: float(corpus[k]) for k, key in enumerate(self.outputs)})
         from pycocoevalcap.bleu.bleu_scorer import BleuScorer
 
         cands, refs = _tokenized(batch, context)
@@ -122,7 +171,14 @@ class Bleu(_CocoMetric):
 
     @staticmethod
     def sufficient_statistics(candidates: list[str], references: list[list[str]]) -> np.ndarray:
-        """Per-sample BLEU statistics of tokenised captions (rows as :data:`BLEU_STAT_COLUMNS`)."""
+        """Per-sample BLEU statistics of tokenised captions (rows as :data:`BLEU_STAT_COLUMNS`), natively."""
+        from capeval.metrics.native import bleu_statistics, encode
+
+        return bleu_statistics(encode(candidates, references))
+
+    @staticmethod
+    def sufficient_statistics_pycocoevalcap(candidates: list[str], references: list[list[str]]) -> np.ndarray:
+        """:meth:`sufficient_statistics` from pycocoevalcap's BleuScorer (the reference for parity tests)."""
         from pycocoevalcap.bleu.bleu_scorer import BleuScorer
 
         scorer = BleuScorer(n=4)
@@ -171,13 +227,20 @@ class Meteor(_CocoMetric):
 class RougeL(_CocoMetric):
     """ROUGE-L (Lin, 2004) F-measure with beta 1.2, best over references, as pycocoevalcap computes it."""
 
-    description = "ROUGE-L, pycocoevalcap's Rouge (beta=1.2); corpus score is the mean"
+    description = "ROUGE-L, pycocoevalcap's Rouge arithmetic (beta=1.2); corpus score is the mean"
     outputs = ("rouge_l",)
+    has_native = True
 
     def extra_params(self) -> dict[str, Any]:
         return {"beta": 1.2}
 
     def score(self, batch: Batch, context: Any, seed: int = 0) -> MetricOutput:
+        if self.impl == "native":
+            from capeval.metrics.native import rouge_l
+
+            values = rouge_l(_native_table(batch, context)) if len(batch) else np.zeros(0)
+            return MetricOutput(per_sample={"rouge_l": values},
+                                corpus={"rouge_l": float(np.mean(values)) if len(values) else float("nan")})
         from pycocoevalcap.rouge.rouge import Rouge
 
         cands, refs = _tokenized(batch, context)
@@ -190,18 +253,24 @@ class RougeL(_CocoMetric):
 class CiderD(_CocoMetric):
     """CIDEr-D (Vedantam et al., 2015): n=4, sigma=6, document frequencies from this captioner's references."""
 
-    description = "CIDEr-D, pycocoevalcap's Cider (n=4, sigma=6, df from the evaluated references)"
+    description = "CIDEr-D, pycocoevalcap's Cider arithmetic (n=4, sigma=6, df from the evaluated references)"
     outputs = ("cider",)
+    has_native = True
 
     def extra_params(self) -> dict[str, Any]:
         return {"n": 4, "sigma": 6, "df": "refs"}
 
     def score(self, batch: Batch, context: Any, seed: int = 0) -> MetricOutput:
+        if not len(batch):
+            return MetricOutput(per_sample={"cider": np.zeros(0)}, corpus={"cider": float("nan")})
+        if self.impl == "native":
+            from capeval.metrics.native import cider_d
+
+            values = cider_d(_native_table(batch, context))
+            return MetricOutput(per_sample={"cider": values}, corpus={"cider": float(np.mean(values))})
         from pycocoevalcap.cider.cider import Cider
 
         cands, refs = _tokenized(batch, context)
-        if not cands:
-            return MetricOutput(per_sample={"cider": np.zeros(0)}, corpus={"cider": float("nan")})
         keys = range(len(cands))
         corpus, per_sample = Cider(n=4, sigma=6.0).compute_score(
             {i: refs[i] for i in keys}, {i: [cands[i]] for i in keys}

@@ -80,7 +80,7 @@ def output_info(metrics: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]
 def metric_kind(metric: str, info: dict[str, Any], signature: str) -> str:
     """The resampling rule of an output metric (see the module docstring); ``unsupported`` when a
     corpus-level metric has no known rule."""
-    coco = "impl:pycocoevalcap" in signature
+    coco = "impl:pycocoevalcap" in signature or "impl:native" in signature  # native = same numbers (issue 17)
     if metric in BLEU_METRICS and info.get("metric") == "bleu" and coco:
         return "bleu-corpus"
     if metric == "meteor" and coco:
