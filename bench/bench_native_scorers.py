@@ -77,6 +77,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=100_000)
     parser.add_argument("--shared", type=Path, default=SHARED)
+    parser.add_argument("--worst", action="store_true", help="print the metric and sample of the largest difference")
     args = parser.parse_args()
     pool = [_simple_tokens(p) for p in caption_pool(args.shared)]
     cands, refs = synthetic_corpus(args.n, pool=[p for p in pool if p])
@@ -84,8 +85,13 @@ def main() -> None:
     t_ref, theirs = reference(cands, refs)
     worst = 0.0
     for key in theirs:
-        worst = max(worst, float(np.max(np.abs(np.asarray(ours[key][1]) - np.asarray(theirs[key][1])))),
-                    float(np.max(np.abs(np.asarray(ours[key][0]) - np.asarray(theirs[key][0])))))
+        diff = np.abs(np.asarray(ours[key][1]) - np.asarray(theirs[key][1]))
+        corpus_diff = float(np.max(np.abs(np.asarray(ours[key][0]) - np.asarray(theirs[key][0]))))
+        worst = max(worst, float(np.max(diff)), corpus_diff)
+        if args.worst:
+            i = int(np.argmax(diff.max(axis=1)))
+            print(f"{key}: max per-sample |diff| {diff.max():.2e} at sample {i} ({cands[i]!r}), "
+                  f"{int((diff > 0).sum())} differing values; corpus |diff| {corpus_diff:.2e}")
     total_native = sum(t_native.values())
     total_ref = sum(t_ref.values())
     print(f"{args.n} captions x 4 references")

@@ -223,3 +223,49 @@ def test_unknown_coco_impl_is_one_clear_error():
 
     with pytest.raises(CapevalError, match="coco_impl must be one of native, pycocoevalcap, got 'java'"):
         capeval.evaluate({"a": ["a cat"]}, {"s": {"a": "a cat"}}, metrics=["cider"], options={"coco_impl": "java"})
+
+
+def _assert_norms_as_cider_scorer(cands: list[str], refs: list[list[str]]) -> None:
+    """The tf-idf norms of every sentence equal CiderScorer's counts2vec norms (replayed here) bit for bit."""
+    from pycocoevalcap.cider.cider_scorer import CiderScorer
+
+    from capeval.metrics.native.cider import document_frequency, idf, sentence_norms
+
+    scorer = CiderScorer(n=4, sigma=6.0)
+    for c, r in zip(cands, refs, strict=True):
+        scorer += (c, r)
+    scorer.compute_doc_freq()
+    ref_len = np.log(float(len(scorer.crefs)))
+    table = encode(cands, refs)
+    norms = sentence_norms(table, idf(table, document_frequency(table)))
+    for s, sentence in enumerate(table.sentences):
+        expected = [0.0] * 4
+        for ngram, tf in scorer.crefs[0][0].__class__(int, _precook(sentence)).items():
+            value = float(tf) * (ref_len - np.log(max(1.0, scorer.document_frequency[ngram])))
+            expected[len(ngram) - 1] += pow(value, 2)
+        assert norms[s].tolist() == [float(np.sqrt(x)) for x in expected], sentence
+
+
+def _precook(sentence: str) -> dict[tuple[str, ...], int]:
+    from pycocoevalcap.cider.cider_scorer import precook
+
+    return precook(sentence, 4)
+
+
+def test_larger_random_corpus_parity():
+    """2,000 samples over a 400-word vocabulary, two vocabulary sizes mixed: wide ranges of document
+    frequency, sentence length and repetition; every number bit-equal, the tf-idf norms included."""
+    rng = random.Random(17)
+    words = [f"w{i}" for i in range(400)]
+
+    def sentence():
+        return " ".join(rng.choice(words[:rng.choice([20, 400])]) for _ in range(rng.randint(3, 16)))
+
+    cands = [sentence() for _ in range(2000)]
+    refs = [[sentence() for _ in range(4)] for _ in cands]
+    _assert_norms_as_cider_scorer(cands, refs)
+    ours = native_scores(cands, refs)
+    ref = pycocoevalcap_scores(cands, refs)
+    for key in ref:
+        assert np.array_equal(ours[key][1], ref[key][1]), key
+        assert np.array_equal(np.asarray(ours[key][0]), np.asarray(ref[key][0])), key

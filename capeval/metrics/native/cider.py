@@ -12,14 +12,18 @@ numbers are pycocoevalcap's to the last bit.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
-import pandas as pd
 
 from capeval.metrics.native.ngrams import ORDER, NgramTable, matches, ranges, sample_chunks
 from capeval.metrics.native.sums import sequential_sums
 
 SIGMA = 6.0
 _SENTENCE_CHUNK = 100_000
+# CiderScorer squares numpy scalars with pow(v, 2): the C library's pow, which differs from v * v in the last
+# bit for about one value in a thousand, so the squares go through math.pow (the same C pow) too.
+_pow = np.frompyfunc(math.pow, 2, 1)
 
 
 def document_frequency(table: NgramTable) -> np.ndarray:
@@ -31,7 +35,9 @@ def document_frequency(table: NgramTable) -> np.ndarray:
         per_ref = np.repeat(np.arange(lo, hi, dtype=np.int64), table.n_refs[lo:hi])
         sample = np.repeat(per_ref - lo, count)
         keys = sample * np.int64(table.n_grams) + table.gram[ranges(first, count)]
-        df += np.bincount(pd.unique(keys) % table.n_grams, minlength=table.n_grams)
+        keys.sort()
+        distinct = keys[np.concatenate(([True], keys[1:] != keys[:-1]))]  # (sample, n-gram) pairs
+        df += np.bincount(distinct % table.n_grams, minlength=table.n_grams)
     return df
 
 
@@ -54,7 +60,8 @@ def sentence_norms(table: NgramTable, weights: np.ndarray) -> np.ndarray:
         lo, hi = table.row_ptr[s0 * ORDER], table.row_ptr[s1 * ORDER]
         v = table.tf[lo:hi] * weights[table.gram[lo:hi]]
         rows = table.row_ptr[s0 * ORDER:s1 * ORDER + 1] - lo
-        norms[s0 * ORDER:s1 * ORDER] = sequential_sums(v * v, rows[:-1], np.diff(rows))
+        squares = _pow(v, 2.0).astype(np.float64)
+        norms[s0 * ORDER:s1 * ORDER] = sequential_sums(squares, rows[:-1], np.diff(rows))
     return np.sqrt(norms).reshape(n_sent, ORDER)
 
 

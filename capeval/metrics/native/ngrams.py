@@ -21,6 +21,45 @@ _CHUNK_SENTENCES = 50_000  # sentences split per pass: bounds the Python string 
 _CHUNK_OCCURRENCES = 4_000_000  # n-gram occurrences de-duplicated per pass: bounds the hash table
 
 
+def dense_ids(keys: np.ndarray) -> tuple[np.ndarray, int]:
+    """Ids ``0..n-1`` of int64 keys (equal keys, equal ids; ids in key order) and ``n``, by one sort.
+
+    Example:
+        >>> ids, n = dense_ids(np.array([70, 30, 70, 90]))
+        >>> ids.tolist(), n
+        ([1, 0, 1, 2], 3)
+    """
+    if not len(keys):
+        return np.zeros(0, dtype=np.int64), 0
+    order = np.argsort(keys)
+    sorted_keys = keys[order]
+    step = np.empty(len(keys), dtype=np.int64)
+    step[0] = 0
+    np.not_equal(sorted_keys[1:], sorted_keys[:-1], out=step[1:], casting="unsafe")
+    ids = np.empty(len(keys), dtype=np.int64)
+    ids[order] = np.cumsum(step)
+    return ids, int(ids[order[-1]]) + 1
+
+
+def first_occurrences(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of the first occurrence of each distinct key, ascending, and how often each key occurs.
+
+    Example:
+        >>> first, count = first_occurrences(np.array([7, 3, 7, 9, 3]))
+        >>> first.tolist(), count.tolist()
+        ([0, 1, 3], [2, 2, 1])
+    """
+    if not len(keys):
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    order = np.argsort(keys)
+    sorted_keys = keys[order]
+    starts = np.flatnonzero(np.concatenate(([True], sorted_keys[1:] != sorted_keys[:-1])))
+    first = np.minimum.reduceat(order, starts)
+    count = np.diff(np.append(starts, len(keys)))
+    by_position = np.argsort(first)
+    return first[by_position], count[by_position]
+
+
 def ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     """Concatenated ``arange(start, start + length)`` for each pair, as one int64 array.
 
@@ -156,9 +195,8 @@ def _ngram_occurrences(tokens: np.ndarray, lengths: np.ndarray, n_vocab: int
             valid = remaining[positions] > k
             positions = positions[valid]
             keys = ids[valid] * np.int64(n_vocab) + tokens[positions + k]
-            ids = pd.factorize(keys)[0].astype(np.int64)
+            ids, n_ids = dense_ids(keys)
             del keys
-            n_ids = int(ids.max()) + 1 if len(ids) else 0
         else:
             n_ids = n_vocab
         sent = sent_of_tok[positions]
@@ -182,8 +220,9 @@ def _distinct(occ: np.ndarray, occ_ptr: np.ndarray, n_sent: int, n_grams: int
         counts = np.diff(sent_bounds[start_sent:end_sent + 1])
         sent = np.repeat(np.arange(start_sent, end_sent, dtype=np.int64), counts)
         keys = (sent - start_sent) * np.int64(n_grams) + occ[lo:hi]
-        codes, uniques = pd.factorize(keys)
-        tfs.append(np.bincount(codes, minlength=len(uniques)).astype(np.int64))
+        first, count = first_occurrences(keys)
+        uniques = keys[first]
+        tfs.append(count)
         gram = uniques % n_grams
         grams.append(gram)
         rows.append((uniques // n_grams + start_sent) * ORDER)
