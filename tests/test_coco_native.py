@@ -205,7 +205,7 @@ def test_default_native_equals_pycocoevalcap_end_to_end(thumb):
     metrics = ["bleu", "rouge_l", "cider"]
     native = capeval.evaluate(refs, two, metrics=metrics)
     reference = capeval.evaluate(refs, two, metrics=metrics, options={"coco_impl": "pycocoevalcap"})
-    assert native.signatures["cider"] == "cider|nrefs:4|n:4|sigma:6|df:refs|tok:ptb|impl:native-1|capeval:" + \
+    assert native.signatures["cider"] == "cider|nrefs:4|n:4|sigma:6|df:refs|tok:ptb|impl:native-1|v:1|capeval:" + \
         capeval.__version__
     assert "|impl:pycocoevalcap-1.2|" in reference.signatures["bleu_4"]
     a = native.samples.sort_values(["captioner", "metric", "sample_id"])["value"].to_numpy()
