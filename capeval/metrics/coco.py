@@ -20,6 +20,7 @@ which ran. METEOR and SPICE always run pycocoevalcap's jars.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
@@ -33,6 +34,7 @@ from capeval.errors import InputError
 from capeval.java import java_problem, pycocoevalcap_dir
 from capeval.metrics.base import Availability, Batch, Metric, MetricStatistics
 from capeval.metrics.meteor_process import MeteorProcess
+from capeval.options import MetricOptions
 
 
 @lru_cache(maxsize=1)
@@ -46,6 +48,13 @@ def _impl() -> str:
 NATIVE_IMPL = "native-1"  # bump when a change of capeval.metrics.native could move a number
 COCO_IMPLS = ("native", "pycocoevalcap")
 _TABLE_BUDGET = 300_000  # samples of n-gram tables kept for reuse by BLEU, ROUGE-L and CIDEr-D
+
+
+@dataclasses.dataclass(frozen=True)
+class CocoOptions(MetricOptions):
+    """BLEU, ROUGE-L and CIDEr-D: which implementation scores (the signature's ``impl`` field records it)."""
+
+    coco_impl: str = "native"
 
 
 def coco_impl(options: dict[str, Any]) -> str:
@@ -127,6 +136,7 @@ class Bleu(_CocoMetric):
     display_names = {f"bleu_{k}": f"BLEU-{k}" for k in range(1, 5)}
 
     has_native = True
+    Options = CocoOptions
 
     def statistics(self, batch: Batch, context: Any, seed: int = 0) -> MetricStatistics:
         """Per-sample BLEU-1..4 and the sufficient statistics corpus BLEU sums (:data:`BLEU_COLUMNS`)."""
@@ -196,6 +206,7 @@ class RougeL(_CocoMetric):
 
     description = "ROUGE-L, pycocoevalcap's Rouge arithmetic (beta=1.2); corpus score is the mean"
     has_native = True
+    Options = CocoOptions
     outputs = ("rouge_l",)
     scale = 100.0
     display_names = {"rouge_l": "ROUGE-L"}
@@ -223,6 +234,7 @@ class CiderD(_CocoMetric):
 
     description = "CIDEr-D, pycocoevalcap's Cider arithmetic (n=4, sigma=6, df from the evaluated references)"
     has_native = True
+    Options = CocoOptions
     outputs = ("cider",)
     aggregation = "cider-d"
     scale = 100.0
