@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from capeval.metrics.native.ngrams import ORDER, NgramTable, matches, sample_chunks
+from capeval.metrics.native.ngrams import ORDER, NgramTable, matches, release_freed_memory, sample_chunks
 
 STAT_COLUMNS = ("testlen", "reflen", "guess_1", "guess_2", "guess_3", "guess_4",
                 "correct_1", "correct_2", "correct_3", "correct_4")
@@ -56,6 +56,7 @@ def bleu_statistics(table: NgramTable) -> np.ndarray:
         row = (m.sample + lo) * ORDER + order_of_entry[m.entry]
         correct += np.bincount(row, weights=clipped, minlength=n * ORDER)
     stats[:, 6:] = correct.reshape(n, ORDER)
+    release_freed_memory()
     return stats
 
 

@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-from capeval.metrics.native.ngrams import ORDER, NgramTable, matches, ranges, sample_chunks
+from capeval.metrics.native.ngrams import ORDER, NgramTable, matches, ranges, release_freed_memory, sample_chunks
 from capeval.metrics.native.sums import sequential_sums
 
 SIGMA = 6.0
@@ -126,6 +126,7 @@ def cider_d(table: NgramTable, sigma: float = SIGMA) -> np.ndarray:
         starts = (first_pair[:, None] * ORDER + np.arange(ORDER)[None, :]).ravel()
         sums = sequential_sums(vals.ravel(), starts, np.repeat(n_refs[lo:hi], ORDER), ORDER)
         score[lo * ORDER:hi * ORDER] = sums
+    release_freed_memory()
     per_sample = np.mean(score.reshape(n, ORDER), axis=1)
     per_sample = per_sample / n_refs
     return per_sample * 10.0

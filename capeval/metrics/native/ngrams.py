@@ -18,7 +18,28 @@ import pandas as pd
 
 ORDER = 4
 _CHUNK_SENTENCES = 50_000  # sentences split per pass: bounds the Python string objects alive at once
-_CHUNK_OCCURRENCES = 4_000_000  # n-gram occurrences de-duplicated per pass: bounds the hash table
+_CHUNK_OCCURRENCES = 2_000_000  # n-gram occurrences de-duplicated per pass: bounds the memory it takes
+
+
+def release_freed_memory() -> None:
+    """Hand memory freed by the kernels' temporary arrays back to the OS (glibc ``malloc_trim``; no-op elsewhere).
+
+    glibc raises its mmap threshold after large frees, so later large arrays come from the heap and freed heap
+    memory stays in the process: without this, RSS keeps the high-water mark of every temporary.
+    """
+    global _TRIM
+    if _TRIM is None:
+        try:
+            import ctypes
+
+            _TRIM = ctypes.CDLL("libc.so.6").malloc_trim
+        except (OSError, AttributeError):
+            _TRIM = False
+    if _TRIM:
+        _TRIM(0)
+
+
+_TRIM = None
 
 
 def dense_ids(keys: np.ndarray) -> tuple[np.ndarray, int]:
@@ -167,68 +188,71 @@ def _tokenize(sentences: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndar
         del flat
         ids = np.fromiter((vocab.setdefault(u, len(vocab)) for u in uniques), dtype=np.int64, count=len(uniques))
         parts.append(ids[codes])
-    tokens = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+    tokens = np.concatenate(parts).astype(np.int32) if parts else np.zeros(0, dtype=np.int32)
     return tokens, lengths, regular, vocab
 
 
-def _ngram_occurrences(tokens: np.ndarray, lengths: np.ndarray, n_vocab: int
-                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """n-gram ids of every occurrence, laid out sentence by sentence, order by order, position by position.
-
-    Returns (gram id per occurrence, occurrence row pointer per (sentence, order), first id of each order
-    followed by the number of ids).
-    """
-    n_sent = len(lengths)
-    per_row = np.maximum(lengths[:, None] - np.arange(ORDER)[None, :], 0)  # (S, ORDER) occurrences
-    occ_ptr = np.zeros(n_sent * ORDER + 1, dtype=np.int64)
-    np.cumsum(per_row.ravel(), out=occ_ptr[1:])
-    occ = np.empty(int(occ_ptr[-1]), dtype=np.int64)
-    sent_of_tok = np.repeat(np.arange(n_sent, dtype=np.int64), lengths)
-    tok_start = np.cumsum(lengths) - lengths
-    local = np.arange(len(tokens), dtype=np.int64) - tok_start[sent_of_tok]
-    remaining = lengths[sent_of_tok] - local  # tokens from this one to the sentence end
-    ids = tokens
-    offsets = [0]
-    positions = np.arange(len(tokens), dtype=np.int64)
-    for k in range(ORDER):
-        if k:
-            valid = remaining[positions] > k
-            positions = positions[valid]
-            keys = ids[valid] * np.int64(n_vocab) + tokens[positions + k]
-            ids, n_ids = dense_ids(keys)
-            del keys
-        else:
-            n_ids = n_vocab
-        sent = sent_of_tok[positions]
-        occ[occ_ptr[sent * ORDER + k] + local[positions]] = ids + offsets[-1]
+def _ngram_ids(tokens: np.ndarray, lengths: np.ndarray, n_vocab: int) -> tuple[list[np.ndarray], np.ndarray]:
+    """Per order ``k``, the global n-gram id of the order-``k`` n-gram starting at each token position
+    (-1 where the sentence ends too soon), and the first id of each order followed by the number of ids."""
+    n_tok = len(tokens)
+    sent_start = np.repeat(np.cumsum(lengths) - lengths, lengths)
+    remaining = np.repeat(np.cumsum(lengths), lengths) - np.arange(n_tok, dtype=np.int64)  # tokens to the end
+    del sent_start
+    per_order = [tokens.astype(np.int32)]
+    offsets = [0, n_vocab]
+    prev = tokens.astype(np.int64)
+    positions = np.arange(n_tok, dtype=np.int64)
+    for k in range(1, ORDER):
+        valid = remaining[positions] > k
+        positions = positions[valid]
+        keys = prev[valid] * np.int64(max(n_vocab, 1)) + tokens[positions + k]
+        prev, n_ids = dense_ids(keys)
+        del keys
+        ids = np.full(n_tok, -1, dtype=np.int32)
+        ids[positions] = prev + offsets[-1]
+        per_order.append(ids)
         offsets.append(offsets[-1] + n_ids)
-    return occ, occ_ptr, np.asarray(offsets, dtype=np.int64)
+    return per_order, np.asarray(offsets, dtype=np.int64)
 
 
-def _distinct(occ: np.ndarray, occ_ptr: np.ndarray, n_sent: int, n_grams: int
+def _distinct(ids: list[np.ndarray], lengths: np.ndarray, n_grams: int
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Distinct n-grams per (sentence, order) in first-occurrence order with their counts, and row pointers."""
+    """Distinct n-grams per (sentence, order) in first-occurrence order, their counts and their rows
+    ``sentence * ORDER + order``, block of sentences by block (bounded memory)."""
     grams, tfs, rows = [], [], []
-    sent_bounds = occ_ptr[::ORDER]  # first occurrence of each sentence (+ end)
-    start_sent = 0
-    while start_sent < n_sent:
-        # as many whole sentences as fit in one de-duplication pass
-        limit = sent_bounds[start_sent] + _CHUNK_OCCURRENCES
-        end_sent = max(start_sent + 1, int(np.searchsorted(sent_bounds, limit, side="right")) - 1)
-        end_sent = min(end_sent, n_sent)
-        lo, hi = sent_bounds[start_sent], sent_bounds[end_sent]
-        counts = np.diff(sent_bounds[start_sent:end_sent + 1])
-        sent = np.repeat(np.arange(start_sent, end_sent, dtype=np.int64), counts)
-        keys = (sent - start_sent) * np.int64(n_grams) + occ[lo:hi]
+    n_sent = len(lengths)
+    occ_per_sentence = np.maximum(lengths[:, None] - np.arange(ORDER)[None, :], 0).sum(axis=1)
+    bounds = np.concatenate(([0], np.cumsum(occ_per_sentence)))
+    tok_ptr = np.concatenate(([0], np.cumsum(lengths)))
+    start = 0
+    while start < n_sent:
+        stop = int(np.searchsorted(bounds, bounds[start] + _CHUNK_OCCURRENCES, side="right")) - 1
+        stop = min(max(stop, start + 1), n_sent)
+        t0, t1 = int(tok_ptr[start]), int(tok_ptr[stop])
+        block_len = lengths[start:stop]
+        sent = np.repeat(np.arange(stop - start, dtype=np.int64), block_len)
+        local = np.arange(t1 - t0, dtype=np.int64) - (tok_ptr[start:stop] - t0)[sent]
+        per_row = np.maximum(block_len[:, None] - np.arange(ORDER)[None, :], 0)
+        occ_ptr = np.concatenate(([0], np.cumsum(per_row.ravel())))
+        occ = np.empty(int(occ_ptr[-1]), dtype=np.int64)
+        for k in range(ORDER):
+            g = ids[k][t0:t1]
+            ok = g >= 0
+            occ[occ_ptr[sent[ok] * ORDER + k] + local[ok]] = g[ok]
+        occ_sent = np.repeat(np.arange(stop - start, dtype=np.int64), per_row.sum(axis=1))
+        keys = occ_sent * np.int64(n_grams) + occ
+        del occ, occ_sent
         first, count = first_occurrences(keys)
         uniques = keys[first]
-        tfs.append(count)
+        del keys
         gram = uniques % n_grams
-        grams.append(gram)
-        rows.append((uniques // n_grams + start_sent) * ORDER)
-        start_sent = end_sent
-    gram = np.concatenate(grams) if grams else np.zeros(0, dtype=np.int64)
-    tf = np.concatenate(tfs) if tfs else np.zeros(0, dtype=np.int64)
+        grams.append(gram.astype(np.int32))
+        tfs.append(count.astype(np.int32))
+        rows.append((uniques // n_grams + start) * ORDER)
+        start = stop
+    gram = np.concatenate(grams) if grams else np.zeros(0, dtype=np.int32)
+    tf = np.concatenate(tfs) if tfs else np.zeros(0, dtype=np.int32)
     row = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
     return gram, tf, row
 
@@ -253,11 +277,12 @@ def encode(candidates: Sequence[str], references: Sequence[Sequence[str]]) -> Ng
     del all_strings
     sentences = list(uniques)
     tokens, lengths, regular, vocab = _tokenize(sentences)
-    occ, occ_ptr, offsets = _ngram_occurrences(tokens, lengths, len(vocab))
+    ids, offsets = _ngram_ids(tokens, lengths, len(vocab))
     n_grams = int(offsets[-1])
-    gram, tf, row = _distinct(occ, occ_ptr, len(sentences), n_grams)
-    del occ
+    gram, tf, row = _distinct(ids, lengths, n_grams)
+    del ids
     row = row + np.searchsorted(offsets[1:], gram, side="right")  # + the order whose id range holds the gram
+    del offsets
     row_ptr = np.zeros(len(sentences) * ORDER + 1, dtype=np.int64)
     np.cumsum(np.bincount(row, minlength=len(sentences) * ORDER), out=row_ptr[1:])
     tok_ptr = np.zeros(len(sentences) + 1, dtype=np.int64)
@@ -265,6 +290,7 @@ def encode(candidates: Sequence[str], references: Sequence[Sequence[str]]) -> Ng
     ref_ptr = np.zeros(len(candidates) + 1, dtype=np.int64)
     np.cumsum(n_refs, out=ref_ptr[1:])
     codes = np.asarray(codes, dtype=np.int64)
+    release_freed_memory()
     return NgramTable(
         sentences=sentences, lengths=lengths, tokens=tokens, tok_ptr=tok_ptr, regular=regular, vocab=vocab,
         gram=gram, tf=tf, row_ptr=row_ptr, n_grams=n_grams,
