@@ -121,6 +121,7 @@ class Results:
     options: dict[str, Any] = field(default_factory=dict)
     started: float = 0.0
     finished: float = 0.0
+    external: dict[str, Any] = field(default_factory=dict)  # other tools' own scores (capeval.external)
 
     @property
     def summary(self) -> pd.DataFrame:
@@ -162,6 +163,8 @@ class Results:
             out["failures"] = self.failures
         if self.usage:
             out["usage"] = self.usage
+        if self.external:
+            out["external"] = self.external
         return out
 
     def write(self, run_dir: str | Path, command: list[str] | None = None) -> Path:

@@ -10,6 +10,7 @@ import typer
 from capeval.api import DEFAULT_METRICS, evaluate
 from capeval.cli import app
 from capeval.errors import CapevalError
+from capeval.io.detect import ToolFile, read_tool_file, shared_references, split_prefix
 from capeval.io.readers import CaptionFile, read_candidates, read_references
 
 
@@ -47,8 +48,13 @@ def flag_options(*, images, bertscore_model, bertscore_layer, judge_model, judge
     return {k: v for k, v in flags.items() if v is not None}
 
 
-def load_candidate_args(cands: list[str], id_field, text_field, system_field) -> dict[str, CaptionFile]:
-    """Turn ``--cand NAME=PATH`` (or ``--cand PATH`` with ``--system-field``) into caption files."""
+def load_candidate_args(cands: list[str], id_field, text_field, system_field,
+                        tool_files: dict[str, ToolFile] | None = None) -> dict[str, CaptionFile]:
+    """Turn ``--cand NAME=PATH`` (or ``--cand PATH`` with ``--system-field``) into caption files.
+
+    PATH may carry a tool prefix (``lmms:``, ``vlmeval:``, ``hf:``) or be recognised as such a tool's file;
+    those files are also collected in ``tool_files`` (their references and the tool's own scores).
+    """
     files: dict[str, CaptionFile] = {}
     for item in cands:
         name, sep, path = item.partition("=")
@@ -60,18 +66,27 @@ def load_candidate_args(cands: list[str], id_field, text_field, system_field) ->
                 full = f"{name}:{sys_name}" if name else str(sys_name)
                 files[full] = cf
             continue
+        tool = read_tool_file(path, "candidates", id_field=id_field, text_field=text_field)
         if not name:
-            name = Path(path).stem
+            name = (tool.captioner if tool else None) or Path(split_prefix(path)[1]).stem
         if name in files:
             raise CapevalError(f"captioner name {name!r} is given twice")
+        if tool is not None:
+            files[name] = tool.candidates
+            if tool_files is not None:
+                tool_files[name] = tool
+            continue
         files[name] = read_candidates(path, id_field=id_field, text_field=text_field)[None]
     return files
 
 
 @app.command("score")
 def score_command(
-    refs: Path = typer.Option(..., "--refs", help="References: COCO annotations, JSON map, JSONL or CSV."),
-    cand: list[str] = typer.Option(..., "--cand", help="Candidates as NAME=PATH (repeat for several captioners)."),
+    refs: str | None = typer.Option(
+        None, "--refs", help="References: COCO annotations, JSON map, JSONL, CSV, hf:DATASET. Optional when the "
+        "candidates are lmms-eval/VLMEvalKit files holding the references."),
+    cand: list[str] = typer.Option(..., "--cand", help="Candidates as NAME=PATH (repeat for several captioners); "
+                                   "PATH may be lmms:FILE, vlmeval:FILE or hf:DATASET."),
     out: Path = typer.Option(..., "--out", "-o", help="Run directory to write."),
     metrics: str = typer.Option(",".join(DEFAULT_METRICS), "--metrics", "-m", help="Comma-separated metric names."),
     suite: str | None = typer.Option(None, "--suite", help="A metric suite from metrics/ (name or YAML path)."),
@@ -99,6 +114,8 @@ def score_command(
     Example:
         capeval score --refs refs.json --cand mine=mine.json --cand base=base.json --out runs/r1
         capeval score --refs mscoco_references.jsonl --cand mscoco_THumB-1.0.jsonl --system-field SYS --out runs/thumb
+        capeval score --cand lmms:out/llava/20250101_120000_samples_coco2014_cap_val.jsonl --out runs/lmms
+        capeval score --cand vlmeval:outputs/llava/llava_COCO_VAL.xlsx --out runs/vlmeval
     """
     metric_names = [m.strip() for m in metrics.split(",") if m.strip()]
     options = {k: _coerce(v) for k, v in parse_key_values(option, "--option").items()}
@@ -116,16 +133,25 @@ def score_command(
     from capeval.api import build_metrics
 
     build_metrics(metric_names, options)  # unknown or unavailable metrics fail before any input is read
-    references = read_references(refs, id_field=ref_id_field, text_field=ref_text_field)
-    candidates = load_candidate_args(cand, id_field, text_field, system_field)
+    tools: dict[str, ToolFile] = {}
+    candidates = load_candidate_args(cand, id_field, text_field, system_field, tools)
+    if refs is None:
+        references = shared_references(tools)
+    else:
+        references = read_references(refs, id_field=ref_id_field, text_field=ref_text_field)
     results = evaluate(references, candidates, metric_names, seeds=seeds, options=options,
                        progress=False if quiet else None)
-    results.inputs["references"]["path"] = str(refs)
-    from capeval.hashing import sha256_file
+    from capeval.hashing import sha256_path
 
-    results.inputs["references"]["sha256"] = sha256_file(refs)
+    results.inputs["references"]["path"] = references.path
+    results.inputs["references"]["sha256"] = sha256_path(references.path)
     for name, cf in candidates.items():
-        results.inputs["candidates"][name] = {"path": cf.path, "sha256": sha256_file(cf.path)}
+        results.inputs["candidates"][name] = {"path": cf.path, "sha256": sha256_path(cf.path)}
+    external = {name: tool.external for name, tool in tools.items() if tool.external is not None}
+    if external:
+        from capeval.external import compare_external
+
+        results.external = compare_external(external, results)
     results.write(out, command=["capeval", *sys.argv[1:]])
     if not quiet:
         print_summary(results.summary, out)
