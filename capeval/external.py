@@ -18,7 +18,7 @@ import io
 import math
 from typing import TYPE_CHECKING, Any
 
-from capeval.io.detect import ExternalScores
+from capeval.io.detect import ToolFile
 
 if TYPE_CHECKING:
     from capeval.api import Results
@@ -30,7 +30,8 @@ REASONS = {
                   "means different inputs: capeval normalises whitespace before tokenising (the PTB tokenizer "
                   "misaligns captions on \\r, \\f, \\u2028), or lmms-eval scored other samples"),
     "VLMEvalKit": ("VLMEvalKit reports x100 and scores untokenised captions (no PTB tokenizer: case and "
-                   "punctuation stay attached, 'elephant.' is not 'elephant'), so its BLEU and CIDEr-D are lower"),
+                   "punctuation stay attached, 'elephant.' is not 'elephant'; its ROUGE-L splits on single spaces, "
+                   "so a doubled or trailing space counts as a word)"),
 }
 NOT_IN_TOOL = {"VLMEvalKit": {"meteor": "VLMEvalKit computes no METEOR"}}
 
@@ -62,23 +63,28 @@ def _finite(value: Any) -> float | None:
     return float(value) if value is not None and math.isfinite(value) else None
 
 
-def _tool_way(ext: ExternalScores, results: Results, captioner: str, ours: dict[str, float | None]
+def _tool_way(tool: ToolFile, results: Results, captioner: str, ours: dict[str, float | None]
               ) -> dict[str, float | None]:
-    if ext.tool == "VLMEvalKit":
-        data = results.dataset
-        cands = data.candidates[captioner]
-        return dict(untokenized_scores(cands, {sid: data.references[sid] for sid in cands}))
+    ext = tool.external
+    if ext.tool == "VLMEvalKit":  # on the file's captions as they are (VLMEvalKit doesn't normalise whitespace)
+        cands = {sid: texts[0] for sid, texts in tool.candidates.captions.items()}
+        refs = tool.references.captions if tool.references is not None else results.dataset.references
+        return dict(untokenized_scores(cands, refs))
     return {k: (None if v is None else v * ext.scale) for k, v in ours.items()}
 
 
-def compare_external(external: dict[str, ExternalScores], results: Results) -> dict[str, Any]:
-    """The ``external`` section of ``summary.json``: per captioner, the tool's scores beside capeval's."""
+def compare_external(tools: dict[str, ToolFile], results: Results) -> dict[str, Any]:
+    """The ``external`` section of ``summary.json``: per captioner whose tool file came with the tool's own
+    scores, those scores beside capeval's."""
     summary = results.summary
     means = {(r.captioner, r.metric): _finite(r.mean) for r in summary.itertuples(index=False)}
     out: dict[str, Any] = {}
-    for captioner, ext in external.items():
+    for captioner, tool in tools.items():
+        ext = tool.external
+        if ext is None:
+            continue
         ours = {key: means.get((captioner, key)) for key in ext.values}
-        tool_way = _tool_way(ext, results, captioner, ours)
+        tool_way = _tool_way(tool, results, captioner, ours)
         metrics: dict[str, Any] = {}
         for key, theirs in ext.values.items():
             mine = ours[key]

@@ -147,11 +147,10 @@ def score_command(
     results.inputs["references"]["sha256"] = sha256_path(references.path)
     for name, cf in candidates.items():
         results.inputs["candidates"][name] = {"path": cf.path, "sha256": sha256_path(cf.path)}
-    external = {name: tool.external for name, tool in tools.items() if tool.external is not None}
-    if external:
+    if any(tool.external is not None for tool in tools.values()):
         from capeval.external import compare_external
 
-        results.external = compare_external(external, results)
+        results.external = compare_external(tools, results)
     results.write(out, command=["capeval", *sys.argv[1:]])
     if not quiet:
         print_summary(results.summary, out)
