@@ -46,11 +46,12 @@ def test_export_cli_writes_one_thin_module_class_per_file(tmp_path):
         assert all(len(f.body) == 1 for f in classes[0].body if isinstance(f, ast.FunctionDef))  # thin
 
 
-def test_unknown_module_is_a_clear_error():
+def test_unknown_module_is_a_clear_error(tmp_path):
     from capeval.errors import CapevalError
 
     with pytest.raises(CapevalError, match="no evaluate module for 'pairwise'; modules exist for bleu"):
-        export_modules("unused", ["pairwise"])
+        export_modules(tmp_path / "mods", ["pairwise"])
+    assert not (tmp_path / "mods").exists()
 
 
 PROBE = """

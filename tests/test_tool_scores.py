@@ -175,3 +175,25 @@ def test_tool_files_with_different_references_are_refused(thumb_files, tmp_path,
     proc = run_cli("score", "--cand", f"a={a}", "--cand", f"b={b}", "-m", "bleu", "--out", str(tmp_path / "r"))
     assert proc.returncode == 2
     assert f"{b}: id '{ids[1]}': its references differ from those in {a}; pass --refs" in proc.stderr
+
+
+@pytest.mark.java
+def test_bundled_examples_score_and_explain_the_tools_numbers(tmp_path):
+    """The README's commands on the examples in datasets/tool-outputs/."""
+    from conftest import REPO
+
+    ex = REPO / "datasets" / "tool-outputs"
+    proc = run_cli("score", "--cand", f"lmms:{ex}/lmms-eval/VinVL-large/20250101_120000_samples_coco2014_cap_val.jsonl",
+                   "--cand", f"vlmeval:{ex}/vlmeval/VinVL-large_COCO_VAL.xlsx", "-m", "bleu,rouge_l,cider",
+                   "--out", str(tmp_path / "run"), "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert list(summary["captioners"]) == ["VinVL-large", "VinVL-large_COCO_VAL"]
+    ext = summary["external"]
+    assert {m["reason"] for m in ext["VinVL-large"]["metrics"].values()} == {"agree"}
+    assert all(m["explained"] for m in ext["VinVL-large_COCO_VAL"]["metrics"].values())
+    hf = run_cli("score", "--refs", f"hf:{ex}/hf/references.parquet", "--cand", f"hf:{ex}/hf/VinVL-large.parquet",
+                 "-m", "cider", "--out", str(tmp_path / "hf"), "--quiet")
+    assert hf.returncode == 0, hf.stderr
+    hf_cider = json.loads((tmp_path / "hf" / "summary.json").read_text())["captioners"]["VinVL-large"]["cider"]
+    assert hf_cider["mean"] == summary["captioners"]["VinVL-large"]["cider"]["mean"]

@@ -71,3 +71,19 @@ def write_vlmeval(path: Path, refs: dict[str, list[str]], captions: dict[str, st
     if scores is not None:
         path.with_name(f"{path.stem}_score.json").write_text(json.dumps(scores, indent=4))
     return path
+
+
+EXAMPLE_IDS = ("974", "2453", "2690", "5123", "9002")
+
+
+def write_examples(folder: Path, refs: dict[str, list[str]], captions: dict[str, str],
+                   lmms_scores: dict[str, float], vlmeval_scores: dict) -> None:
+    """The real-shaped examples kept in datasets/tool-outputs/ (5 THumB images, VinVL-large's captions)."""
+    refs = {s: refs[s] for s in EXAMPLE_IDS}
+    captions = {s: captions[s] for s in EXAMPLE_IDS}
+    write_lmms_samples(folder / "lmms-eval" / "VinVL-large", refs, captions, results=lmms_scores)
+    write_vlmeval(folder / "vlmeval" / "VinVL-large_COCO_VAL.xlsx", refs, captions, scores=vlmeval_scores)
+    pd.DataFrame({"image_id": [int(s) for s in captions], "caption": list(captions.values())}).to_parquet(
+        folder / "hf" / "VinVL-large.parquet", index=False)
+    pd.DataFrame({"image_id": [int(s) for s in refs], "references": list(refs.values())}).to_parquet(
+        folder / "hf" / "references.parquet", index=False)

@@ -87,9 +87,10 @@ def export_modules(folder: str | Path, metrics: Sequence[str] | None = None) -> 
     """Write ``folder/<metric>/<metric>.py`` for each metric (default: all of :data:`EXPORTED`)."""
     out = []
     for metric in metrics or EXPORTED:
+        source = module_source(metric)  # an unknown metric fails before anything is written
         path = Path(folder) / metric / f"{metric}.py"
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(module_source(metric), encoding="utf-8")
+        path.write_text(source, encoding="utf-8")
         out.append(path)
     return out
 
