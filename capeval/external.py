@@ -8,7 +8,7 @@ way* (``tool_way``), whether that reproduces the tool's number (``explained``), 
   the numbers agree unless the inputs differ (capeval normalises whitespace before tokenising).
 * VLMEvalKit multiplies by 100 and runs pycocoevalcap's BLEU, ROUGE-L and CIDEr-D on untokenised captions (no
   PTB tokenizer: case and punctuation stay attached, ``"elephant."`` is not ``"elephant"``); it has no METEOR.
-  ``tool_way`` reruns those scorers on the untokenised captions.
+  ``tool_way`` reruns those scorers on the file's untokenised captions.
 """
 
 from __future__ import annotations
@@ -25,13 +25,16 @@ if TYPE_CHECKING:
 
 AGREE = 1e-9  # relative tolerance (of the tool's scale) under which two numbers are the same
 
+_UNTOKENISED = "x100; no PTB tokenizer: case and punctuation stay attached ('elephant.' is not 'elephant')"
 REASONS = {
-    "lmms-eval": ("same pipeline as capeval (pycocoevalcap 1.2 on PTB-tokenised captions, 0-1 scale); a difference "
-                  "means different inputs: capeval normalises whitespace before tokenising (the PTB tokenizer "
-                  "misaligns captions on \\r, \\f, \\u2028), or lmms-eval scored other samples"),
-    "VLMEvalKit": ("VLMEvalKit reports x100 and scores untokenised captions (no PTB tokenizer: case and "
-                   "punctuation stay attached, 'elephant.' is not 'elephant'; its ROUGE-L splits on single spaces, "
-                   "so a doubled or trailing space counts as a word)"),
+    "lmms-eval": {"*": ("same pipeline as capeval (pycocoevalcap 1.2 on PTB-tokenised captions, 0-1 scale): a "
+                        "difference means other inputs (capeval normalises whitespace before tokenising; the PTB "
+                        "tokenizer misaligns captions on \\r, \\f, \\u2028) or other samples")},
+    "VLMEvalKit": {
+        "*": _UNTOKENISED,
+        "rouge_l": _UNTOKENISED + "; words split on single spaces (a doubled or trailing space is a word)",
+        "cider": _UNTOKENISED + "; CIDEr-D's n-grams and document frequencies change with them",
+    },
 }
 NOT_IN_TOOL = {"VLMEvalKit": {"meteor": "VLMEvalKit computes no METEOR"}}
 
@@ -92,7 +95,8 @@ def compare_external(tools: dict[str, ToolFile], results: Results) -> dict[str, 
             way = tool_way.get(key)
             tol = AGREE * ext.scale * max(1.0, abs(theirs))
             explained = None if way is None else abs(theirs - way) <= 1e-6 * ext.scale * max(1.0, abs(theirs))
-            reason = REASONS.get(ext.tool, "")
+            known = REASONS.get(ext.tool, {})
+            reason = known.get(key, known.get("*", ""))
             if mine is None:
                 reason = f"capeval did not score {key} in this run (add it to --metrics)"
             elif abs(theirs - scaled) <= tol:

@@ -129,7 +129,8 @@ def test_tools_own_scores_beside_capevals(runs, thumb_files):
     for key in ("bleu_1", "bleu_2", "bleu_3", "bleu_4", "rouge_l", "cider"):
         m = vlm["metrics"][key]
         assert m["explained"] is True, (key, m)  # recomputed VLMEvalKit's way, capeval gets VLMEvalKit's number
-        assert "no PTB tokenizer" in m["reason"] and "x100" in m["reason"]
+        assert m["reason"].startswith("x100; no PTB tokenizer: case and punctuation stay attached"), m
+    assert "single spaces" in vlm["metrics"]["rouge_l"]["reason"]
     assert vlm["metrics"]["meteor"]["tool"] is None
     assert vlm["metrics"]["meteor"]["reason"] == "VLMEvalKit computes no METEOR"
 
@@ -144,7 +145,7 @@ def test_report_shows_the_tools_scores(runs, tmp_path):
     section = html[html.index("Other tools' scores"):html.index("Judge usage, failures and inputs</h3>")]
     assert section.count("<tr>") == 1 + 2 + 7  # header, lmms-eval's 2 metrics, VLMEvalKit's 6 + METEOR
     assert "VLMEvalKit" in section and "lmms-eval" in section and "agree" in section
-    assert "&#39;elephant.&#39; is not &#39;elephant&#39;" in section  # escaped like every text
+    assert "(&#39;elephant.&#39; is not &#39;elephant&#39;)" in section  # escaped like every text
 
 
 @pytest.mark.java
