@@ -44,12 +44,27 @@ def test_lmms_falls_back_to_target_and_replies(tmp_path):
     assert tool.references.captions == {"0": ["a dog", "a puppy"], "1": ["one plain reference"]}
 
 
+def test_lmms_older_logs_layout(tmp_path):
+    """lmms-eval 0.1/0.2 wrote <task>.json holding {"logs": [records]} with nested replies."""
+    path = tmp_path / "coco2017_cap_val.json"
+    logs = [{"doc_id": 0, "target": "['a dog', 'a puppy']", "resps": [["a brown dog"]],
+             "filtered_resps": ["a brown dog"],
+             "coco_CIDEr": {"answer": ["a dog", "a puppy"], "pred": "a brown dog", "image_id": 139}}]
+    path.write_text(json.dumps({"args": {}, "model_configs": {}, "logs": logs}))
+    assert sniff(path) == "lmms"
+    tool = read_tool_file(str(path), "candidates")
+    assert tool.candidates.captions == {"139": ["a brown dog"]}
+    assert tool.references.captions == {"139": ["a dog", "a puppy"]}
+
+
 def test_lmms_passthrough_has_no_references(tmp_path):
     path = tmp_path / "samples_coco2014_cap_test.jsonl"
     path.write_text(json.dumps({"doc_id": 0, "filtered_resps": "a cat",
-                                "coco_passthrough": {"pred": "a cat", "image_id": 42}}) + "\n")
+                                "coco_passthrough": {"pred": "a cat", "image_id": 42}}) + "\n"
+                    + json.dumps({"doc_id": 1, "filtered_resps": "a dog",  # flickr30k's keeps the reply list
+                                  "flickr_passthrough": {"pred": ["a dog"], "image_id": 43}}) + "\n")
     tool = read_tool_file(str(path), "candidates")
-    assert tool.candidates.captions == {"42": ["a cat"]} and tool.references is None
+    assert tool.candidates.captions == {"42": ["a cat"], "43": ["a dog"]} and tool.references is None
     with pytest.raises(InputError, match=r"holds no reference captions; pass --refs"):
         tool.require_references()
 
@@ -85,6 +100,7 @@ def test_vlmeval_predictions_every_format(tmp_path, suffix):
                          scores={"Bleu": [70.1, 50.2, 40.3, 30.4], "ROUGE_L": 55.5, "CIDEr": 101.5})
     assert sniff(path) == "vlmeval"
     tool = read_tool_file(str(path), "candidates")
+    assert tool.captioner == "llava_v1.5_7b"
     assert tool.candidates.captions == {k: [v] for k, v in CAPS.items()}
     assert tool.candidates.id_kind == "untyped"  # spreadsheet cells: ids match the references' ids as text
     assert tool.references.captions == REFS

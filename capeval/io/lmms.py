@@ -145,7 +145,7 @@ def read_lmms_samples(path: str) -> ToolFile:
         entry = found[1] if found else None
         sample_id = entry.get("image_id", rec["doc_id"]) if entry is not None else rec["doc_id"]
         if entry is not None:
-            caption = entry["pred"]
+            caption = _reply(entry["pred"], where, path)  # flickr30k's passthrough keeps the reply list
         elif "filtered_resps" in rec or "resps" in rec:
             caption = _reply(rec.get("filtered_resps", rec.get("resps")), where, path)
         else:

@@ -5,6 +5,7 @@ The file is the benchmark's table minus the image, plus the model's ``prediction
 references as ``str(list)``, which VLMEvalKit reads back with ``eval``; capeval parses it as a literal
 (:mod:`capeval.io.literal`) and refuses anything else, naming the file and row. The sample id is ``index`` (or
 ``--id-field``, e.g. an image column); spreadsheet cells have no type, so ids match the references' ids as text.
+The captioner is named after the model (``<model>_COCO_VAL.xlsx``).
 An empty prediction cell is the empty caption.
 
 VLMEvalKit's own scores are in ``<model>_<dataset>_score.json`` beside it: ``{"Bleu": [B1..B4], "ROUGE_L",
@@ -27,6 +28,7 @@ from capeval.io.readers import captions_from_records
 
 REQUIRED = ("prediction",)
 SCORE_NAMES = {"ROUGE_L": "rouge_l", "CIDEr": "cider", "METEOR": "meteor"}
+CAPTION_DATASETS = ("COCO_VAL",)  # VLMEvalKit's ImageCaptionDataset benchmarks: <model>_<dataset>.xlsx
 
 
 def _table(path: str) -> tuple[pd.DataFrame, int]:
@@ -135,4 +137,7 @@ def read_vlmeval_predictions(path: str, *, id_field: str | None = None) -> ToolF
                                         text_field="caption", typed="untyped") if ref_rows else None)
     scores = score_file(path)
     external = read_vlmeval_scores(scores) if scores.is_file() else None
-    return ToolFile(path, "VLMEvalKit", candidates, references, external, None)
+    stem = Path(path).stem
+    model = next((stem[: -len(d) - 1] for d in CAPTION_DATASETS if stem.endswith(f"_{d}") and len(stem) > len(d) + 1),
+                 None)
+    return ToolFile(path, "VLMEvalKit", candidates, references, external, model)
