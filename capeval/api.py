@@ -14,7 +14,7 @@ import pandas as pd
 
 from capeval.context import RunContext
 from capeval.errors import InputError, MetricUnavailable
-from capeval.hashing import sha256_file, sha256_json
+from capeval.hashing import sha256_json, sha256_path
 from capeval.io.align import Dataset, align
 from capeval.io.readers import CaptionFile, read_candidates, read_references
 from capeval.metrics.base import Batch, Metric, MetricOutput
@@ -33,7 +33,8 @@ def _as_references(refs: References) -> tuple[CaptionFile, dict[str, str]]:
     if isinstance(refs, CaptionFile):
         return refs, {"path": refs.path}
     if isinstance(refs, (str, Path)):
-        return read_references(refs), {"path": str(refs), "sha256": sha256_file(refs)}
+        cf = read_references(refs)  # cf.path: the file itself, also for lmms:/vlmeval:/hf: inputs
+        return cf, {"path": str(refs), "sha256": sha256_path(cf.path)}
     captions: dict[str, list[str]] = {}
     for k, v in refs.items():
         if isinstance(v, str):
@@ -49,7 +50,8 @@ def _as_candidates(name: str, cands: Candidates) -> tuple[CaptionFile, dict[str,
     if isinstance(cands, CaptionFile):
         return cands, {"path": cands.path}
     if isinstance(cands, (str, Path)):
-        return read_candidates(cands)[None], {"path": str(cands), "sha256": sha256_file(cands)}
+        cf = read_candidates(cands)[None]
+        return cf, {"path": str(cands), "sha256": sha256_path(cf.path)}
     captions: dict[str, list[str]] = {}
     for k, v in cands.items():
         if not isinstance(v, str):

@@ -121,3 +121,19 @@ def compare_external(tools: dict[str, ToolFile], results: Results) -> dict[str, 
                                 "tool_way": None, "explained": None, "reason": why}
         out[captioner] = {"tool": ext.tool, "file": ext.path, "scale": ext.scale, "metrics": metrics}
     return out
+
+
+def external_table(doc: dict[str, Any]):
+    """A terminal table of the ``external`` section: the tools' numbers beside capeval's, and whether explained."""
+    from rich.table import Table
+
+    table = Table(title="the tools' own scores; capeval on the tool's scale (summary.json: external)")
+    for col in ("captioner", "tool", "metric", "tool", "capeval", "tool's way", "explained"):
+        table.add_column(col, justify="left" if col in ("captioner", "tool", "metric") else "right")
+    for captioner, entry in doc.items():
+        for metric, m in entry["metrics"].items():
+            cells = [m["tool"], m["capeval_on_tool_scale"], m["tool_way"]]
+            shown = ["–" if v is None else f"{v:.4f}" for v in cells]
+            explained = {True: "yes", False: "NO", None: "–"}[m["explained"]]
+            table.add_row(captioner, entry["tool"], metric, *shown, explained)
+    return table

@@ -249,3 +249,15 @@ def test_import_datasets_is_hugging_faces_not_the_asset_folder():
     where, has_api = out.stdout.split()
     assert where != "None" and not where.startswith(str(REPO / "datasets")), where
     assert has_api == "True"
+
+
+@pytest.mark.java
+def test_python_api_takes_prefixed_tool_files(tmp_path):
+    import capeval
+
+    path = write_lmms_samples(tmp_path / "m", REFS, CAPS)
+    results = capeval.evaluate(f"lmms:{path}", {"m": f"lmms:{path}"}, metrics=["rouge_l"])
+    assert results.dataset.references == REFS
+    assert len(results.inputs["references"]["sha256"]) == 64
+    assert results.inputs["candidates"]["m"]["path"] == f"lmms:{path}"
+    assert 0 < results.summary_dict()["captioners"]["m"]["rouge_l"]["mean"] < 1

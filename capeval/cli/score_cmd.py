@@ -154,6 +154,12 @@ def score_command(
     results.write(out, command=["capeval", *sys.argv[1:]])
     if not quiet:
         print_summary(results.summary, out)
+        if results.external:
+            from rich.console import Console
+
+            from capeval.external import external_table
+
+            Console().print(external_table(results.external))
 
 
 def print_summary(summary, out: Path) -> None:
