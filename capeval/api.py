@@ -15,7 +15,7 @@ import pandas as pd
 from capeval.aggregation import mean_over_seeds
 from capeval.context import RunContext
 from capeval.errors import InputError, MetricUnavailable
-from capeval.hashing import sha256_file, sha256_json
+from capeval.hashing import sha256_json, sha256_path
 from capeval.io.align import Dataset, align
 from capeval.io.readers import CaptionFile, read_candidates, read_references
 from capeval.metrics.base import Batch, Metric, MetricStatistics
@@ -34,7 +34,8 @@ def _as_references(refs: References) -> tuple[CaptionFile, dict[str, str]]:
     if isinstance(refs, CaptionFile):
         return refs, {"path": refs.path, **({"sha256": refs.sha256} if refs.sha256 else {})}
     if isinstance(refs, (str, Path)):
-        return read_references(refs), {"path": str(refs), "sha256": sha256_file(refs)}
+        cf = read_references(refs)  # cf.path: the file itself, also for lmms:/vlmeval:/hf: inputs
+        return cf, {"path": str(refs), "sha256": sha256_path(cf.path)}
     captions: dict[str, list[str]] = {}
     for k, v in refs.items():
         if isinstance(v, str):
@@ -50,7 +51,8 @@ def _as_candidates(name: str, cands: Candidates) -> tuple[CaptionFile, dict[str,
     if isinstance(cands, CaptionFile):
         return cands, {"path": cands.path, **({"sha256": cands.sha256} if cands.sha256 else {})}
     if isinstance(cands, (str, Path)):
-        return read_candidates(cands)[None], {"path": str(cands), "sha256": sha256_file(cands)}
+        cf = read_candidates(cands)[None]
+        return cf, {"path": str(cands), "sha256": sha256_path(cf.path)}
     captions: dict[str, list[str]] = {}
     for k, v in cands.items():
         if not isinstance(v, str):
@@ -165,6 +167,7 @@ class Results:
     engine: dict[str, Any] | None = None  # how the run was computed (e.g. Ray and its workers); moves no score
     started: float = 0.0
     finished: float = 0.0
+    external: dict[str, Any] = field(default_factory=dict)  # other tools' own scores (capeval.external)
 
     @property
     def summary(self) -> pd.DataFrame:
@@ -204,6 +207,8 @@ class Results:
             out["failures"] = self.failures
         if self.usage:
             out["usage"] = self.usage
+        if self.external:
+            out["external"] = self.external
         return out
 
     def write(self, run_dir: str | Path, command: list[str] | None = None, *, overwrite: bool = False) -> Path:

@@ -10,6 +10,7 @@ import typer
 from capeval.api import DEFAULT_METRICS, evaluate
 from capeval.cli import app
 from capeval.errors import CapevalError
+from capeval.io.detect import ToolFile, read_tool_file, shared_references, split_prefix
 from capeval.io.readers import CaptionFile, read_candidates, read_references
 
 
@@ -52,8 +53,13 @@ def flag_options(*, images, bertscore_model, bertscore_layer, judge_model, judge
     return {k: v for k, v in flags.items() if v is not None}
 
 
-def load_candidate_args(cands: list[str], id_field, text_field, system_field) -> dict[str, CaptionFile]:
-    """Turn ``--cand NAME=PATH`` (or ``--cand PATH`` with ``--system-field``) into caption files."""
+def load_candidate_args(cands: list[str], id_field, text_field, system_field,
+                        tool_files: dict[str, ToolFile] | None = None) -> dict[str, CaptionFile]:
+    """Turn ``--cand NAME=PATH`` (or ``--cand PATH`` with ``--system-field``) into caption files.
+
+    PATH may carry a tool prefix (``lmms:``, ``vlmeval:``, ``hf:``) or be recognised as such a tool's file;
+    those files are also collected in ``tool_files`` (their references and the tool's own scores).
+    """
     files: dict[str, CaptionFile] = {}
     for item in cands:
         name, sep, path = item.partition("=")
@@ -65,18 +71,27 @@ def load_candidate_args(cands: list[str], id_field, text_field, system_field) ->
                 full = f"{name}:{sys_name}" if name else str(sys_name)
                 files[full] = cf
             continue
+        tool = read_tool_file(path, "candidates", id_field=id_field, text_field=text_field)
         if not name:
-            name = Path(path).stem
+            name = (tool.captioner if tool else None) or Path(split_prefix(path)[1]).stem
         if name in files:
             raise CapevalError(f"captioner name {name!r} is given twice")
+        if tool is not None:
+            files[name] = tool.candidates
+            if tool_files is not None:
+                tool_files[name] = tool
+            continue
         files[name] = read_candidates(path, id_field=id_field, text_field=text_field)[None]
     return files
 
 
 @app.command("score")
 def score_command(
-    refs: Path = typer.Option(..., "--refs", help="References: COCO annotations, JSON map, JSONL or CSV."),
-    cand: list[str] = typer.Option(..., "--cand", help="Candidates as NAME=PATH (repeat for several captioners)."),
+    refs: str | None = typer.Option(
+        None, "--refs", help="References: COCO annotations, JSON map, JSONL, CSV, hf:DATASET. Optional when the "
+        "candidates are lmms-eval/VLMEvalKit files holding the references."),
+    cand: list[str] = typer.Option(..., "--cand", help="Candidates as NAME=PATH (repeat for several captioners); "
+                                   "PATH may be lmms:FILE, vlmeval:FILE or hf:DATASET."),
     out: Path = typer.Option(..., "--out", "-o", help="Run directory to write."),
     metrics: str | None = typer.Option(
         None, "--metrics", "-m", help=f"Comma-separated metric names (default {','.join(DEFAULT_METRICS)})."),
@@ -107,6 +122,8 @@ def score_command(
     Example:
         capeval score --refs refs.json --cand mine=mine.json --cand base=base.json --out runs/r1
         capeval score --refs mscoco_references.jsonl --cand mscoco_THumB-1.0.jsonl --system-field SYS --out runs/thumb
+        capeval score --cand lmms:out/llava/20250101_120000_samples_coco2014_cap_val.jsonl --out runs/lmms
+        capeval score --cand vlmeval:outputs/llava/llava_COCO_VAL.xlsx --out runs/vlmeval
     """
     if suite and metrics is not None:
         raise CapevalError("--suite and --metrics both choose the metrics: give one of them")
@@ -129,17 +146,38 @@ def score_command(
     from capeval.api import build_metrics
 
     built = build_metrics(metric_names, {"seeds": seeds, **options})  # fail before any input is read
-    references = read_references(refs, id_field=ref_id_field, text_field=ref_text_field)
-    candidates = load_candidate_args(cand, id_field, text_field, system_field)
+    tools: dict[str, ToolFile] = {}
+    candidates = load_candidate_args(cand, id_field, text_field, system_field, tools)
+    if refs is None:
+        references = shared_references(tools)
+    else:
+        references = read_references(refs, id_field=ref_id_field, text_field=ref_text_field)
     from capeval.rundir import check_out_dir
 
-    check_out_dir(out, inputs=[refs, *(Path(cf.path) for cf in candidates.values())], overwrite=overwrite)
+    input_files = [Path(p) for p in (references.path, *(cf.path for cf in candidates.values())) if Path(p).is_file()]
+    check_out_dir(out, inputs=input_files, overwrite=overwrite)
     results = evaluate(references, candidates, built, seeds=seeds, options=options,
                        progress=False if quiet else None)
+    from capeval.hashing import sha256_path
+
+    results.inputs["references"]["path"] = references.path
+    results.inputs["references"]["sha256"] = sha256_path(references.path)
+    for name, cf in candidates.items():
+        results.inputs["candidates"][name] = {"path": cf.path, "sha256": sha256_path(cf.path)}
+    if any(tool.external is not None for tool in tools.values()):
+        from capeval.external import compare_external
+
+        results.external = compare_external(tools, results)
     results.suite = suite_info
     results.write(out, command=["capeval", *sys.argv[1:]], overwrite=overwrite)
     if not quiet:
         print_summary(results.summary, out)
+        if results.external:
+            from rich.console import Console
+
+            from capeval.external import external_table
+
+            Console().print(external_table(results.external))
 
 
 def print_summary(summary, out: Path) -> None:

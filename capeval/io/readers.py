@@ -243,6 +243,11 @@ def _collect(path: str, typed: str, rows: Iterable[_Row], *, many: bool, fmt: st
 def read_references(path: str | Path, *, id_field: str | None = None, text_field: str | None = None) -> CaptionFile:
     """Read reference captions: several per id (a list, or several rows/annotations with the same id)."""
     path = str(path)
+    from capeval.io.detect import read_tool_file  # lmms-eval, VLMEvalKit and Hugging Face files
+
+    tool = read_tool_file(path, "references", id_field=id_field, text_field=text_field)
+    if tool is not None:
+        return tool.require_references()
     fmt, typed, rows = _read_rows(path, id_field, text_field, None)
     return _collect(path, typed, rows, many=True, fmt=fmt)
 
@@ -260,6 +265,12 @@ def read_candidates(
     entry per captioner; otherwise the single entry's key is None.
     """
     path = str(path)
+    if system_field is None:
+        from capeval.io.detect import read_tool_file  # lmms-eval, VLMEvalKit and Hugging Face files
+
+        tool = read_tool_file(path, "candidates", id_field=id_field, text_field=text_field)
+        if tool is not None:
+            return {None: tool.candidates}
     fmt, typed, rows = _read_rows(path, id_field, text_field, system_field)
     if system_field is None:
         return {None: _collect(path, typed, rows, many=False, fmt=fmt)}
@@ -267,3 +278,24 @@ def read_candidates(
     for row in rows:
         by_system.setdefault(row.system or "", []).append(row)
     return {name: _collect(path, typed, r, many=False, fmt=fmt) for name, r in by_system.items()}
+
+
+def captions_from_records(
+    records: Iterable[tuple[int | None, dict]],
+    path: str,
+    *,
+    many: bool,
+    fmt: str,
+    id_field: str | None = None,
+    text_field: str | None = None,
+    typed: str = "typed",
+) -> CaptionFile:
+    """Captions from ``(row number, record)`` pairs another reader produced, under every format's rules.
+
+    Example:
+        >>> cf = captions_from_records([(1, {"image_id": 7, "caption": "a cat"})], "x.jsonl", many=False, fmt="x")
+        >>> cf.captions, cf.id_kind
+        ({'7': ['a cat']}, 'int')
+    """
+    rows = _rows_from_records(records, path, id_field, text_field, None)
+    return _collect(path, typed, rows, many=many, fmt=fmt)
