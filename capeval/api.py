@@ -29,13 +29,24 @@ References = str | Path | CaptionFile | Mapping[Any, Sequence[str]]
 Candidates = str | Path | CaptionFile | Mapping[Any, str]
 
 
+def _unique_key(seen: dict[str, Any], key: Any, where: str) -> None:
+    """Ids are text inside capeval: a mapping holding both ``974`` and ``"974"`` would lose one of them."""
+    text = str(key)
+    if text in seen:
+        raise InputError(f"the mapping holds both {seen[text]!r} and {key!r}, which are the same id",
+                         path=where, sample_id=key)
+    seen[text] = key
+
+
 def _as_references(refs: References) -> tuple[CaptionFile, dict[str, str]]:
     if isinstance(refs, CaptionFile):
         return refs, {"path": refs.path}
     if isinstance(refs, (str, Path)):
         return read_references(refs), {"path": str(refs), "sha256": sha256_file(refs)}
     captions: dict[str, list[str]] = {}
+    seen: dict[str, Any] = {}
     for k, v in refs.items():
+        _unique_key(seen, k, "<references>")
         if isinstance(v, str):
             v = [v]
         if not isinstance(v, (list, tuple)) or not all(isinstance(x, str) for x in v):
@@ -51,7 +62,9 @@ def _as_candidates(name: str, cands: Candidates) -> tuple[CaptionFile, dict[str,
     if isinstance(cands, (str, Path)):
         return read_candidates(cands)[None], {"path": str(cands), "sha256": sha256_file(cands)}
     captions: dict[str, list[str]] = {}
+    seen: dict[str, Any] = {}
     for k, v in cands.items():
+        _unique_key(seen, k, f"<{name}>")
         if not isinstance(v, str):
             raise InputError(f"caption must be a string, got {type(v).__name__}", path=f"<{name}>", sample_id=k)
         captions[str(k)] = [v]
@@ -155,6 +168,8 @@ class Results:
             name: {
                 "samples": len(self.dataset.candidates[name]),
                 "empty_candidates": len(self.dataset.empty_candidates.get(name, [])),
+                # blank references dropped from the ids this captioner is scored on
+                "dropped_references": sum(self.dataset.dropped_by_id.get(i, 0) for i in self.dataset.candidates[name]),
             }
             for name in self.dataset.captioners
         }

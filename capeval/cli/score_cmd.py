@@ -48,8 +48,19 @@ def flag_options(*, images, bertscore_model, bertscore_layer, judge_model, judge
 
 
 def load_candidate_args(cands: list[str], id_field, text_field, system_field) -> dict[str, CaptionFile]:
-    """Turn ``--cand NAME=PATH`` (or ``--cand PATH`` with ``--system-field``) into caption files."""
+    """Turn ``--cand NAME=PATH`` (or ``--cand PATH`` with ``--system-field``) into caption files.
+
+    A captioner name given twice (by two ``--cand`` or by two files' ``--system-field`` values) is an error
+    naming both files: one of them would otherwise be dropped.
+    """
     files: dict[str, CaptionFile] = {}
+
+    def add(name: str, cf: CaptionFile, how: str) -> None:
+        if name in files:
+            raise CapevalError(f"captioner name {name!r} {how} in both {files[name].path} and {cf.path}; "
+                               "give each file its own name with --cand NAME=PATH")
+        files[name] = cf
+
     for item in cands:
         name, sep, path = item.partition("=")
         if not sep:
@@ -57,14 +68,11 @@ def load_candidate_args(cands: list[str], id_field, text_field, system_field) ->
         if system_field:
             for sys_name, cf in read_candidates(path, id_field=id_field, text_field=text_field,
                                                 system_field=system_field).items():
-                full = f"{name}:{sys_name}" if name else str(sys_name)
-                files[full] = cf
+                add(f"{name}:{sys_name}" if name else str(sys_name), cf, f"(from --system-field {system_field}) is")
             continue
         if not name:
             name = Path(path).stem
-        if name in files:
-            raise CapevalError(f"captioner name {name!r} is given twice")
-        files[name] = read_candidates(path, id_field=id_field, text_field=text_field)[None]
+        add(name, read_candidates(path, id_field=id_field, text_field=text_field)[None], "is given")
     return files
 
 
