@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import re
 import sys
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -29,11 +28,11 @@ import pandas as pd
 
 from capeval import __version__
 from capeval.errors import CapevalError
+from capeval.secrets import public_options, redact_command
 
 if TYPE_CHECKING:
     from capeval.api import Results
 
-SECRET_KEY = re.compile(r"(api[_-]?key|token|secret|password|authorization)", re.IGNORECASE)
 PACKAGES = ("pycocoevalcap", "numpy", "pandas", "torch", "transformers", "bert-score", "openai", "spacy", "nltk")
 
 
@@ -48,30 +47,6 @@ def _package_versions() -> dict[str, str]:
             out[name] = version(name)
         except PackageNotFoundError:
             continue
-    return out
-
-
-def public_options(options: dict[str, Any]) -> dict[str, Any]:
-    """Options safe to write: anything that looks like a credential is dropped."""
-    return {k: v for k, v in options.items() if not SECRET_KEY.search(k)}
-
-
-def redact_command(argv: list[str]) -> list[str]:
-    """A command line with the value after any credential-like flag replaced."""
-    out, hide = [], False
-    for arg in argv:
-        if hide:
-            out.append("***")
-            hide = False
-            continue
-        if arg.startswith("--") and SECRET_KEY.search(arg):
-            if "=" in arg:
-                out.append(arg.split("=", 1)[0] + "=***")
-            else:
-                out.append(arg)
-                hide = True
-            continue
-        out.append(arg)
     return out
 
 

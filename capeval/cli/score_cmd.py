@@ -24,6 +24,15 @@ def parse_key_values(items: list[str], what: str) -> dict[str, str]:
     return out
 
 
+def parse_options(items: list[str]) -> dict:
+    """``--option KEY=VALUE`` items -> typed options; an option named like a secret is refused."""
+    from capeval.secrets import refuse_secret_options
+
+    options = {k: _coerce(v) for k, v in parse_key_values(items, "--option").items()}
+    refuse_secret_options(options)
+    return options
+
+
 def _coerce(value: str):
     for cast in (int, float):
         try:
@@ -109,7 +118,7 @@ def score_command(
         capeval score --refs mscoco_references.jsonl --cand mscoco_THumB-1.0.jsonl --system-field SYS --out runs/thumb
     """
     metric_names = [m.strip() for m in metrics.split(",") if m.strip()]
-    options = {k: _coerce(v) for k, v in parse_key_values(option, "--option").items()}
+    options = parse_options(option)
     if suite:
         from capeval.suites import load_suite
 
