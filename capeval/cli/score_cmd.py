@@ -11,6 +11,7 @@ from capeval.api import DEFAULT_METRICS, evaluate
 from capeval.cli import app
 from capeval.errors import CapevalError
 from capeval.io.readers import CaptionFile, read_candidates, read_references
+from capeval.judges.failures import DEFAULT_MAX_FAILURE_RATE
 
 
 def parse_key_values(items: list[str], what: str) -> dict[str, str]:
@@ -110,13 +111,22 @@ def score_command(
     no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the judge cache."),
     refresh_cache: bool = typer.Option(False, "--refresh-cache", help="Ignore cached replies, overwrite them."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
+    max_failure_rate: float = typer.Option(
+        DEFAULT_MAX_FAILURE_RATE, "--max-failure-rate",
+        help="Exit 3 when more than this share of an LLM judge's judgments failed (0-1)."),
 ) -> None:
     """Score captioners against references; write manifest.json, scores.parquet and summary.json to --out.
+
+    Exit codes: 0 success; 2 usage or input error; 3 the run was written but an LLM judge failed: some judge
+    metric got no successful judgment, or more than --max-failure-rate of its judgments failed (the message
+    names the endpoint and the failure kinds). Judge failures are always summed up in one line on stderr.
 
     Example:
         capeval score --refs refs.json --cand mine=mine.json --cand base=base.json --out runs/r1
         capeval score --refs mscoco_references.jsonl --cand mscoco_THumB-1.0.jsonl --system-field SYS --out runs/thumb
     """
+    if not 0 <= max_failure_rate <= 1:
+        raise CapevalError(f"--max-failure-rate must be between 0 and 1, got {max_failure_rate:g}")
     metric_names = [m.strip() for m in metrics.split(",") if m.strip()]
     options = parse_options(option)
     if suite:
@@ -146,6 +156,25 @@ def score_command(
     results.write(out, command=["capeval", *sys.argv[1:]])
     if not quiet:
         print_summary(results.summary, out)
+    judge_gate(results.usage, options, max_failure_rate, out)
+
+
+def judge_gate(usage: dict, options: dict, max_failure_rate: float, out: Path) -> None:
+    """Print the one-line judge-failure account (if any) and exit 3 when a judge metric failed the gate."""
+    from capeval.judges.failures import EXIT_JUDGE_FAILED, endpoint_label, failure_line, gate_problems, judge_failures
+    from capeval.secrets import redact_text
+
+    accounts = judge_failures(usage)
+    endpoint = redact_text(endpoint_label(options))
+    line = failure_line(accounts, endpoint)
+    if line is None:
+        return
+    print(f"capeval: {line}", file=sys.stderr)
+    problems = gate_problems(accounts, max_failure_rate)
+    if problems:
+        print(f"capeval: error: judge endpoint {endpoint} failed: {'; '.join(problems)} (run written to {out}; "
+              f"exit {EXIT_JUDGE_FAILED})", file=sys.stderr)
+        raise typer.Exit(EXIT_JUDGE_FAILED)
 
 
 def print_summary(summary, out: Path) -> None:
