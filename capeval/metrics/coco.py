@@ -164,8 +164,12 @@ class Meteor(_CocoMetric):
             self.setup(context)
         assert self._process is not None
         cands, refs = _tokenized(batch, context)
-        per_sample, corpus = self._process.score(cands, refs)
-        return MetricOutput(per_sample={"meteor": np.asarray(per_sample, dtype=float)}, corpus={"meteor": corpus})
+        result = self._process.score_segments(cands, refs, ids=batch.sample_ids)
+        return MetricOutput(per_sample={"meteor": np.asarray(result.per_sample, dtype=float)},
+                            corpus={"meteor": result.corpus},
+                            failures={"meteor": len(result.failed)} if result.failed else {},
+                            details={"meteor": [result.failed.get(i) for i in batch.sample_ids]}
+                            if result.failed else {})
 
 
 class RougeL(_CocoMetric):
