@@ -30,6 +30,15 @@ References = str | Path | CaptionFile | Mapping[Any, Sequence[str]]
 Candidates = str | Path | CaptionFile | Mapping[Any, str]
 
 
+def _unique_key(seen: dict[str, Any], key: Any, where: str) -> None:
+    """Ids are text inside capeval: a mapping holding both ``974`` and ``"974"`` would lose one of them."""
+    text = str(key)
+    if text in seen:
+        raise InputError(f"the mapping holds both {seen[text]!r} and {key!r}, which are the same id",
+                         path=where, sample_id=key)
+    seen[text] = key
+
+
 def _as_references(refs: References) -> tuple[CaptionFile, dict[str, str]]:
     if isinstance(refs, CaptionFile):
         return refs, {"path": refs.path, **({"sha256": refs.sha256} if refs.sha256 else {})}
@@ -37,7 +46,9 @@ def _as_references(refs: References) -> tuple[CaptionFile, dict[str, str]]:
         cf = read_references(refs)  # cf.path: the file itself, also for lmms:/vlmeval:/hf: inputs
         return cf, {"path": str(refs), "sha256": sha256_path(cf.path)}
     captions: dict[str, list[str]] = {}
+    seen: dict[str, Any] = {}
     for k, v in refs.items():
+        _unique_key(seen, k, "<references>")
         if isinstance(v, str):
             v = [v]
         if not isinstance(v, (list, tuple)) or not all(isinstance(x, str) for x in v):
@@ -54,7 +65,9 @@ def _as_candidates(name: str, cands: Candidates) -> tuple[CaptionFile, dict[str,
         cf = read_candidates(cands)[None]
         return cf, {"path": str(cands), "sha256": sha256_path(cf.path)}
     captions: dict[str, list[str]] = {}
+    seen: dict[str, Any] = {}
     for k, v in cands.items():
+        _unique_key(seen, k, f"<{name}>")
         if not isinstance(v, str):
             raise InputError(f"caption must be a string, got {type(v).__name__}", path=f"<{name}>", sample_id=k)
         captions[str(k)] = [v]
@@ -200,6 +213,8 @@ class Results:
             name: {
                 "samples": len(self.dataset.candidates[name]),
                 "empty_candidates": len(self.dataset.empty_candidates.get(name, [])),
+                # blank references dropped from the ids this captioner is scored on
+                "dropped_references": sum(self.dataset.dropped_by_id.get(i, 0) for i in self.dataset.candidates[name]),
             }
             for name in self.dataset.captioners
         }

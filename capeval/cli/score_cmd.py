@@ -12,6 +12,7 @@ from capeval.cli import app
 from capeval.errors import CapevalError
 from capeval.io.detect import ToolFile, read_tool_file, shared_references, split_prefix
 from capeval.io.readers import CaptionFile, read_candidates, read_references
+from capeval.judges.failures import DEFAULT_MAX_FAILURE_RATE
 
 
 def parse_key_values(items: list[str], what: str) -> dict[str, str]:
@@ -23,6 +24,15 @@ def parse_key_values(items: list[str], what: str) -> dict[str, str]:
             raise CapevalError(f"{what} must look like KEY=VALUE, got {item!r}")
         out[key.strip()] = value
     return out
+
+
+def parse_options(items: list[str]) -> dict:
+    """``--option KEY=VALUE`` items -> typed options; an option named like a secret is refused."""
+    from capeval.secrets import refuse_secret_options
+
+    options = {k: _coerce(v) for k, v in parse_key_values(items, "--option").items()}
+    refuse_secret_options(options)
+    return options
 
 
 def _coerce(value: str):
@@ -58,9 +68,18 @@ def load_candidate_args(cands: list[str], id_field, text_field, system_field,
     """Turn ``--cand NAME=PATH`` (or ``--cand PATH`` with ``--system-field``) into caption files.
 
     PATH may carry a tool prefix (``lmms:``, ``vlmeval:``, ``hf:``) or be recognised as such a tool's file;
-    those files are also collected in ``tool_files`` (their references and the tool's own scores).
+    those files are also collected in ``tool_files`` (their references and the tool's own scores). A captioner
+    name given twice (by two ``--cand`` or by two files' ``--system-field`` values) is an error naming both
+    files: one of them would otherwise be dropped.
     """
     files: dict[str, CaptionFile] = {}
+
+    def add(name: str, cf: CaptionFile, how: str) -> None:
+        if name in files:
+            raise CapevalError(f"captioner name {name!r} {how} in both {files[name].path} and {cf.path}; "
+                               "give each file its own name with --cand NAME=PATH")
+        files[name] = cf
+
     for item in cands:
         name, sep, path = item.partition("=")
         if not sep:
@@ -68,20 +87,17 @@ def load_candidate_args(cands: list[str], id_field, text_field, system_field,
         if system_field:
             for sys_name, cf in read_candidates(path, id_field=id_field, text_field=text_field,
                                                 system_field=system_field).items():
-                full = f"{name}:{sys_name}" if name else str(sys_name)
-                files[full] = cf
+                add(f"{name}:{sys_name}" if name else str(sys_name), cf, f"(from --system-field {system_field}) is")
             continue
         tool = read_tool_file(path, "candidates", id_field=id_field, text_field=text_field)
         if not name:
             name = (tool.captioner if tool else None) or Path(split_prefix(path)[1]).stem
-        if name in files:
-            raise CapevalError(f"captioner name {name!r} is given twice")
         if tool is not None:
-            files[name] = tool.candidates
+            add(name, tool.candidates, "is given")
             if tool_files is not None:
                 tool_files[name] = tool
             continue
-        files[name] = read_candidates(path, id_field=id_field, text_field=text_field)[None]
+        add(name, read_candidates(path, id_field=id_field, text_field=text_field)[None], "is given")
     return files
 
 
@@ -116,8 +132,15 @@ def score_command(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
     overwrite: bool = typer.Option(False, "--overwrite",
                                    help="Write into an --out that holds other files (capeval's files are replaced)."),
+    max_failure_rate: float = typer.Option(
+        DEFAULT_MAX_FAILURE_RATE, "--max-failure-rate",
+        help="Exit 3 when more than this share of an LLM judge's judgments failed (0-1)."),
 ) -> None:
     """Score captioners against references; write manifest.json, scores.parquet and summary.json to --out.
+
+    Exit codes: 0 success; 2 usage or input error; 3 the run was written but an LLM judge failed: some judge
+    metric got no successful judgment, or more than --max-failure-rate of its judgments failed (the message
+    names the endpoint and the failure kinds). Judge failures are always summed up in one line on stderr.
 
     Example:
         capeval score --refs refs.json --cand mine=mine.json --cand base=base.json --out runs/r1
@@ -125,10 +148,12 @@ def score_command(
         capeval score --cand lmms:out/llava/20250101_120000_samples_coco2014_cap_val.jsonl --out runs/lmms
         capeval score --cand vlmeval:outputs/llava/llava_COCO_VAL.xlsx --out runs/vlmeval
     """
+    if not 0 <= max_failure_rate <= 1:
+        raise CapevalError(f"--max-failure-rate must be between 0 and 1, got {max_failure_rate:g}")
     if suite and metrics is not None:
         raise CapevalError("--suite and --metrics both choose the metrics: give one of them")
     metric_names = [m.strip() for m in (metrics or ",".join(DEFAULT_METRICS)).split(",") if m.strip()]
-    options = {k: _coerce(v) for k, v in parse_key_values(option, "--option").items()}
+    options = parse_options(option)
     suite_info = None
     if suite:
         from capeval.suites import load_suite
@@ -178,6 +203,25 @@ def score_command(
             from capeval.external import external_table
 
             Console().print(external_table(results.external))
+    judge_gate(results.usage, options, max_failure_rate, out)
+
+
+def judge_gate(usage: dict, options: dict, max_failure_rate: float, out: Path) -> None:
+    """Print the one-line judge-failure account (if any) and exit 3 when a judge metric failed the gate."""
+    from capeval.judges.failures import EXIT_JUDGE_FAILED, endpoint_label, failure_line, gate_problems, judge_failures
+    from capeval.secrets import redact_text
+
+    accounts = judge_failures(usage)
+    endpoint = redact_text(endpoint_label(options))
+    line = failure_line(accounts, endpoint)
+    if line is None:
+        return
+    print(f"capeval: {line}", file=sys.stderr)
+    problems = gate_problems(accounts, max_failure_rate)
+    if problems:
+        print(f"capeval: error: judge endpoint {endpoint} failed: {'; '.join(problems)} (run written to {out}; "
+              f"exit {EXIT_JUDGE_FAILED})", file=sys.stderr)
+        raise typer.Exit(EXIT_JUDGE_FAILED)
 
 
 def print_summary(summary, out: Path) -> None:

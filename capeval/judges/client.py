@@ -339,7 +339,7 @@ class Judge:
         self.usage.errors += 1
         self.usage.by_error[kind] = self.usage.by_error.get(kind, 0) + 1
         return JudgeReply(key, None, error=f"gave up after {attempts} attempt(s): {last_error}",
-                          attempts=attempts)
+                          attempts=attempts, error_kind=kind)
 
 
 class _Status(Exception):
