@@ -55,9 +55,9 @@ def test_no_secret_reaches_run_dir_cache_report_stdout_or_stderr(tmp_path):
         proc = run_cli(
             "score", "--refs", str(refs), "--cand", f"mine={cands}", "--out", str(out), "--metrics", "bleu,clair",
             "--judge-base-url", server.base_url, "--judge-model", "fault",
-            "--option", f"judge_headers=Authorization: Bearer {SENTINELS['header']}",
-            "--option", f"note=see {SENTINELS['shaped']}",
-            "--option", f"mirror=http://example.invalid/x?api_key={SENTINELS['query']}",
+            # free-text values reach the run only through real options: several headers in judge_headers
+            "--option", f"judge_headers=Authorization: Bearer {SENTINELS['header']}; X-Note: see "
+                        f"{SENTINELS['shaped']}; X-Mirror: http://example.invalid/x?api_key={SENTINELS['query']}",
             env=env)
         assert proc.returncode == 0, proc.stderr
         assert server.state.completed > 0  # the judge was really called (with the key from the environment)
@@ -72,8 +72,8 @@ def test_no_secret_reaches_run_dir_cache_report_stdout_or_stderr(tmp_path):
         for name, sentinel in SENTINELS.items():
             assert sentinel not in text, f"{name} secret found in {where}"
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["options"]["judge_headers"] == "Authorization: ***"
-    assert any(a == "judge_headers=Authorization: ***" for a in manifest["command"])
+    assert manifest["options"]["judge_headers"] == "Authorization: ***; X-Note: ***; X-Mirror: ***"
+    assert any(a == "judge_headers=Authorization: ***; X-Note: ***; X-Mirror: ***" for a in manifest["command"])
 
 
 @pytest.mark.parametrize("option", ["judge_api_key", "api_key", "hf_token", "judge_password", "openai-api-key"])

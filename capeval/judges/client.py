@@ -373,7 +373,8 @@ class _Connection:
         http = httpx.AsyncClient(transport=self.transport, follow_redirects=True,
                                  timeout=httpx.Timeout(config.timeout, connect=min(10.0, config.timeout)))
         self.client = AsyncOpenAI(api_key=_api_key(config), base_url=config.base_url, max_retries=0,
-                                  timeout=config.timeout, http_client=http)
+                                  timeout=config.timeout, http_client=http,
+                                  default_headers=config.header_dict() or None)
         self.url = str(self.client.base_url).rstrip("/") + "/chat/completions"
         query = dict(self.client.default_query)
         if query:

@@ -42,7 +42,7 @@ JUDGE_SIMPLE_OPTIONS: dict[str, tuple[str, type]] = {
     "judge_top_p": ("top_p", float), "judge_rpm": ("rpm", float), "judge_tpm": ("tpm", float),
     "judge_response_format": ("response_format", str), "judge_template": ("template", str),
     "judge_prices": ("prices", str), "judge_cache_timeout": ("cache_timeout", float),
-    "judge_http": ("http", str),
+    "judge_http": ("http", str), "judge_headers": ("headers", str),
 }
 JUDGE_OPTION_KEYS = frozenset(JUDGE_SIMPLE_OPTIONS) | {"judge_cache", "cache_dir", "cache", "refresh_cache"}
 def check_base_url(url: str, api_key_env: str = DEFAULT_API_KEY_ENV) -> None:
@@ -139,6 +139,7 @@ class JudgeConfig:
     cache: str = "on"
     cache_timeout: float = 10.0
     http: str = "fast"
+    headers: str | None = None  # extra HTTP headers "Name: value; Name2: value2" (values never recorded)
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
@@ -160,6 +161,19 @@ class JudgeConfig:
                 raise CapevalError(f"judge_{name} must be > 0, got {value}")
         if self.base_url is not None:
             check_base_url(self.base_url, self.api_key_env)
+
+    def header_dict(self) -> dict[str, str]:
+        """``headers`` as a mapping; a malformed item is an error that names it without its value."""
+        out: dict[str, str] = {}
+        for item in (self.headers or "").replace("\n", ";").split(";"):
+            if not item.strip():
+                continue
+            name, sep, value = item.partition(":")
+            if not sep or not name.strip():
+                raise CapevalError(f"judge_headers: expected 'Name: value' items separated by ';', got an item "
+                                   f"starting {item.strip()[:12]!r}...")
+            out[name.strip()] = value.strip()
+        return out
 
     @property
     def resolved_cache_path(self) -> Path:
