@@ -15,7 +15,7 @@ import pandas as pd
 from capeval.aggregation import mean_over_seeds
 from capeval.context import RunContext
 from capeval.errors import InputError, MetricUnavailable
-from capeval.hashing import sha256_file, sha256_json
+from capeval.hashing import sha256_json, sha256_path
 from capeval.io.align import Dataset, align
 from capeval.io.readers import CaptionFile, read_candidates, read_references
 from capeval.metrics.base import Batch, Metric, MetricStatistics
@@ -30,13 +30,25 @@ References = str | Path | CaptionFile | Mapping[Any, Sequence[str]]
 Candidates = str | Path | CaptionFile | Mapping[Any, str]
 
 
+def _unique_key(seen: dict[str, Any], key: Any, where: str) -> None:
+    """Ids are text inside capeval: a mapping holding both ``974`` and ``"974"`` would lose one of them."""
+    text = str(key)
+    if text in seen:
+        raise InputError(f"the mapping holds both {seen[text]!r} and {key!r}, which are the same id",
+                         path=where, sample_id=key)
+    seen[text] = key
+
+
 def _as_references(refs: References) -> tuple[CaptionFile, dict[str, str]]:
     if isinstance(refs, CaptionFile):
         return refs, {"path": refs.path, **({"sha256": refs.sha256} if refs.sha256 else {})}
     if isinstance(refs, (str, Path)):
-        return read_references(refs), {"path": str(refs), "sha256": sha256_file(refs)}
+        cf = read_references(refs)  # cf.path: the file itself, also for lmms:/vlmeval:/hf: inputs
+        return cf, {"path": str(refs), "sha256": sha256_path(cf.path)}
     captions: dict[str, list[str]] = {}
+    seen: dict[str, Any] = {}
     for k, v in refs.items():
+        _unique_key(seen, k, "<references>")
         if isinstance(v, str):
             v = [v]
         if not isinstance(v, (list, tuple)) or not all(isinstance(x, str) for x in v):
@@ -50,9 +62,12 @@ def _as_candidates(name: str, cands: Candidates) -> tuple[CaptionFile, dict[str,
     if isinstance(cands, CaptionFile):
         return cands, {"path": cands.path, **({"sha256": cands.sha256} if cands.sha256 else {})}
     if isinstance(cands, (str, Path)):
-        return read_candidates(cands)[None], {"path": str(cands), "sha256": sha256_file(cands)}
+        cf = read_candidates(cands)[None]
+        return cf, {"path": str(cands), "sha256": sha256_path(cf.path)}
     captions: dict[str, list[str]] = {}
+    seen: dict[str, Any] = {}
     for k, v in cands.items():
+        _unique_key(seen, k, f"<{name}>")
         if not isinstance(v, str):
             raise InputError(f"caption must be a string, got {type(v).__name__}", path=f"<{name}>", sample_id=k)
         captions[str(k)] = [v]
@@ -165,6 +180,7 @@ class Results:
     engine: dict[str, Any] | None = None  # how the run was computed (e.g. Ray and its workers); moves no score
     started: float = 0.0
     finished: float = 0.0
+    external: dict[str, Any] = field(default_factory=dict)  # other tools' own scores (capeval.external)
 
     @property
     def summary(self) -> pd.DataFrame:
@@ -197,6 +213,8 @@ class Results:
             name: {
                 "samples": len(self.dataset.candidates[name]),
                 "empty_candidates": len(self.dataset.empty_candidates.get(name, [])),
+                # blank references dropped from the ids this captioner is scored on
+                "dropped_references": sum(self.dataset.dropped_by_id.get(i, 0) for i in self.dataset.candidates[name]),
             }
             for name in self.dataset.captioners
         }
@@ -204,6 +222,8 @@ class Results:
             out["failures"] = self.failures
         if self.usage:
             out["usage"] = self.usage
+        if self.external:
+            out["external"] = self.external
         return out
 
     def write(self, run_dir: str | Path, command: list[str] | None = None, *, overwrite: bool = False) -> Path:

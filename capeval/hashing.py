@@ -20,3 +20,11 @@ def sha256_file(path: str | Path) -> str:
 def sha256_json(obj: Any) -> str:
     """sha256 of an object's canonical JSON (sorted keys, no spaces)."""
     return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def sha256_path(path: str | Path) -> str:
+    """sha256 of a file, or of a folder (a Hugging Face ``save_to_disk`` dataset): its files' names and hashes."""
+    p = Path(path)
+    if not p.is_dir():
+        return sha256_file(p)
+    return sha256_json({str(f.relative_to(p)): sha256_file(f) for f in sorted(p.rglob("*")) if f.is_file()})

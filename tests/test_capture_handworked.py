@@ -176,3 +176,136 @@ def test_empty_candidate_scores_zero_and_is_counted(run_capture):
     assert t.loc["1", "capture"] == 0.0
     assert t.loc["2", "capture_obj_f1"] == pytest.approx(1.0, abs=TOL)
     assert r.usage["capture"]["capture_empty_candidate_graphs"] == 1
+
+
+# --- issue 12: the reference's noun-filter case rule, hand-parsed graphs ------------------------------------
+
+def _merged(noun_case="written", **sentence):
+    from capeval.capture.graph import SentenceGraph, merge_sentences
+
+    return merge_sentences([SentenceGraph(**sentence)], noun_case=noun_case)
+
+
+# "Man rides a brown horse." as FACTUAL may write it: a capitalised head, and the tagger's token "Man"
+CAPITAL_HEAD = dict(entities=("Man", "horse"), attributes=(("horse", "brown"),), relations=(("Man", "ride", "horse"),),
+                    nouns=("Man", "horse"))
+# "Cars are parked near a man.": the parser's head is "cars", the tagged token is "Cars"
+CAPITAL_TOKEN = dict(entities=("cars", "man"), relations=(("cars", "park near", "man"),), nouns=("Cars", "man"))
+
+
+def test_noun_filter_follows_the_reference_case_rule():
+    """The reference (capture.py): objects = {lemmatize(head, NOUN)}; nouns = {lemmatize(token, NOUN) for the
+    NN* tokens as written}; an object passes when it (or each of its words) is in nouns. NLTK's lemmatizer
+    only knows lower-case WordNet forms, so "Man" -> "Man", "Cars" -> "Cars", "cars" -> "car".
+
+    CAPITAL_HEAD: objects {Man, horse}, nouns {Man, horse}: both pass; (Man, ride, horse) passes.
+    CAPITAL_TOKEN: objects {car, man}, nouns {Cars, man}: "car" fails, so does (car, park near, man).
+    """
+    g = _merged(**CAPITAL_HEAD)
+    assert g.objects == ("Man", "horse")
+    assert g.attributes == (("horse", "brown"),)
+    assert g.relations == (("Man", "ride", "horse"),)
+    g = _merged(**CAPITAL_TOKEN)
+    assert g.objects == ("man",) and g.relations == ()
+
+
+def test_noun_case_lower_option_folds_heads_and_tokens():
+    g = _merged("lower", **CAPITAL_HEAD)
+    assert g.objects == ("man", "horse") and g.relations == (("man", "ride", "horse"),)
+    g = _merged("lower", **CAPITAL_TOKEN)
+    assert g.objects == ("car", "man") and g.relations == (("car", "park near", "man"),)
+    with pytest.raises(ValueError, match="noun_case"):
+        _merged("upper", **CAPITAL_TOKEN)
+
+
+def test_hand_pairs_score_by_the_reference_rule():
+    """Scores with the exact and synonym stages only (embed=None), worked by hand from the graphs above.
+
+    Pair 1: candidate CAPITAL_HEAD vs reference "A man rides a brown horse." (man, horse | brown |
+    (man, ride, horse)). Objects: horse exact; Man~man (WordNet synsets are looked up lower-cased, so both
+    have the lemma name "man") -> 2/2 both sides, F1 = 1. Attributes: brown exact, F1 = 1. Relations:
+    (Man, ride, horse) ~ (man, ride, horse) element-wise -> F1 = 1. CAPTURE = (0.5 + 0.5 + 0.2) / 1.2 = 1.
+    (Lower-casing tokens but not heads, capeval's old rule, dropped "Man": objects F1 = 2/3, relations 0,
+    CAPTURE = (0.5*2/3 + 0.5) / 1.2 = 0.6944.)
+
+    Pair 2: candidate CAPITAL_TOKEN vs reference "A man stands by parked cars." (man, car | parked |
+    (man, stand by, car)). Objects [man] vs [man, car]: P = 1, R = 1/2, F1 = 2/3. Attributes [] vs [parked]:
+    0. Relations [] vs one: 0. CAPTURE = 0.5 * 2/3 / 1.2 = 0.2777778. With noun_case="lower" (and under
+    the old rule): objects [car, man] -> F1 = 1; relations (car, park near, man) vs (man, stand by, car):
+    car~man fails -> 0; CAPTURE = 0.5 / 1.2 = 0.4166667.
+    """
+    ref1 = _merged(entities=("man", "horse"), attributes=(("horse", "brown"),),
+                   relations=(("man", "ride", "horse"),), nouns=("man", "horse"))
+    ref2 = _merged(entities=("man", "cars"), attributes=(("cars", "parked"),),
+                   relations=(("man", "stand by", "cars"),), nouns=("man", "cars"))
+    assert ref2.objects == ("man", "car") and ref2.attribute_words == ["parked"]
+    rows = score_pairs([(_merged(**CAPITAL_HEAD), ref1), (_merged(**CAPITAL_TOKEN), ref2)], None)
+    assert rows[0, col("capture")] == pytest.approx(1.0, abs=TOL)
+    assert rows[1, col("capture_obj_f1")] == pytest.approx(2 / 3, abs=TOL)
+    assert rows[1, col("capture")] == pytest.approx(0.5 * (2 / 3) / 1.2, abs=TOL)
+    lower = score_pairs([(_merged("lower", **CAPITAL_TOKEN), ref2)], None)
+    assert lower[0, col("capture")] == pytest.approx(0.5 / 1.2, abs=TOL)
+
+
+def test_noun_case_option_reaches_the_signature_and_the_graphs():
+    from capeval.metrics.capture import Capture
+
+    m = Capture.from_options({"capture_parser": "spacy", "capture_noun_case": "lower"})
+    assert m.noun_case == "lower"
+    assert "|nouns:lower|" in m.signatures([["a"]])["capture"]
+    assert Capture.from_options({"capture_parser": "spacy"}).noun_case == "written"
+    from capeval.errors import CapevalError
+
+    with pytest.raises(CapevalError, match="capture_noun_case"):
+        Capture.from_options({"capture_noun_case": "title"})
+
+
+# --- issue 12: scores never depend on PYTHONHASHSEED (the reference's set order does) ----------------------
+
+_HASH_SCRIPT = r'''
+import json
+import numpy as np
+from capeval.capture.graph import SentenceGraph, merge_sentences
+from capeval.capture.scoring import score_pairs
+sent = SentenceGraph(entities=("snowboard", "snow"), nouns=("snowboard", "snow"))
+cand = merge_sentences([sent])
+ref = merge_sentences([SentenceGraph(entities=("snowboarder", "mountain"), nouns=("snowboarder", "mountain"))])
+vectors = {"snow": [1.0, 0.0], "snowboard": [0.0, 1.0], "mountain": [0.6, 0.8], "snowboarder": [0.0, 1.0]}
+embed = lambda phrases: {p: np.asarray(vectors[p]) for p in phrases}
+row = score_pairs([(cand, ref)], embed)[0]
+reference_order = [o for o in set(["snowboard", "snow"])]  # what the reference iterates
+print(json.dumps({"objects": list(cand.objects), "row": row.tolist(), "reference_order": reference_order}))
+'''
+
+
+def test_scores_do_not_depend_on_pythonhashseed():
+    """candidate objects [snowboard, snow] (first appearance) vs reference [snowboarder, mountain]:
+    no exact match; synonyms: "snowboard" comes first and takes "snowboarder" (substring); "snow" ~ "mountain"
+    fails. Soft: snow=(1,0) vs mountain=(0.6,0.8): 0.6 on both sides -> P = R = (1 + 0.6)/2 = 0.8, F1 = 0.8.
+    (Had "snow" come first, as some hash seeds make the reference do, it would take "snowboarder" and leave
+    snowboard=(0,1): cos 0.8 -> F1 = 0.9.)
+    """
+    import json
+    import os
+    import subprocess
+    import sys
+
+    def run(code: str, seed: int) -> str:
+        env = {**os.environ, "PYTHONHASHSEED": str(seed)}
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout
+
+    # one hash seed of each set order the reference would iterate (cheap: no capeval import)
+    seeds: dict[str, int] = {}
+    for seed in range(64):
+        seeds.setdefault(run("print(list(set(['snowboard', 'snow'])))", seed).strip(), seed)
+        if len(seeds) == 2:
+            break
+    assert len(seeds) == 2, "the reference's set order should change with PYTHONHASHSEED"
+    results = [json.loads(run(_HASH_SCRIPT, seed)) for seed in seeds.values()]
+    assert {tuple(r["reference_order"]) for r in results} == {("snowboard", "snow"), ("snow", "snowboard")}
+    for r in results:
+        assert r["objects"] == ["snowboard", "snow"]
+        assert r["row"] == results[0]["row"]
+    assert results[0]["row"][col("capture_obj_f1")] == pytest.approx(0.8, abs=TOL)

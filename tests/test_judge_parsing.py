@@ -127,3 +127,48 @@ def test_retry_request_is_a_distinct_follow_up():
                                    {"role": "user", "content": "JSON only please"}]
     assert again.seed == 2 and again.template_hash == "h"
     assert req.messages == [{"role": "user", "content": "rate"}]  # the original is untouched
+
+
+# --- issue 12: sign, decimal point, exponent, fractions, percentages and ranges in every fallback -----------
+
+CLAIR_NUMBER_CASES = [  # (reply, CLAIR value on 0-100 or None for a counted failure, error fragment)
+    ("-5", None, "score -5 outside"),
+    ("I would rate it -5, a different image.", None, "score -5 outside"),
+    ("\u22125", None, "score -5 outside"),  # a Unicode minus sign
+    ("score: -5", None, "score -5 outside"),
+    ('{"score": "-5"}', None, "score -5 outside"),
+    ("+85", 85.0, None),
+    ("Score: 72.5", 72.5, None),
+    ("I'd say 72.5 overall", 72.5, None),
+    ("1e2", 100.0, None),
+    ("score: 8.5e-1", 85.0, None),  # 0.85: CLAIR's fraction-of-100 rule
+    ("5/10", 50.0, None),  # a fraction is a share of the scale, not 5
+    ("I rate it 7/10.", 70.0, None),
+    ("4 out of 5", 80.0, None),
+    ("80%", 80.0, None),
+    ('{"score": "80%"}', 80.0, None),
+    ("roughly 65 percent", 65.0, None),
+    ("7-8", None, "a range"),
+    ("score: 70-80", None, "a range"),
+    ("somewhere from 70 to 80", None, "a range"),
+    ("score: 3/0", None, "a fraction over 0"),
+    ("GPT-4 would say 85", 4.0, None),  # a hyphen is not a minus sign: the first number is 4 (CLAIR's rule)
+]
+
+
+@pytest.mark.parametrize(("text", "value", "error"), CLAIR_NUMBER_CASES)
+def test_clair_fallback_reads_whole_numbers(text, value, error):
+    v = parse_clair(text)
+    if value is None:
+        assert not v.ok and v.value is None and error in v.error
+    else:
+        assert v.ok and v.value == pytest.approx(value), v
+
+
+@pytest.mark.parametrize(("text", "value"), [
+    ("4", 4.0), ("-4", None), ("4.5", 4.5), ("score: 4/5", 4.0), ("score: 8/10", 4.0), ("80%", 4.0),
+    ("score: 4-5", None), ("Rating: [[-2]]", None), ("Rating: [[3.5]]", 3.5),
+])
+def test_bounded_scale_fallbacks(text, value):
+    v = parse_score(text, lo=1, hi=5)
+    assert (v.value == pytest.approx(value)) if value is not None else (not v.ok and v.value is None)

@@ -22,6 +22,7 @@ def test_wheel_ships_assets_and_finds_them(tmp_path):
     assert "capeval/_assets/metrics/coco.yaml" in names
     for kind in ("judges", "reports", "datasets"):
         assert any(n.startswith(f"capeval/_assets/{kind}/") for n in names), kind
+    assert "capeval/hf_evaluate/modules/cider/cider.py" in names  # the evaluate modules ship in the wheel
     assert not any(n.startswith(("metrics/", "datasets/")) for n in names)  # no top-level shadowing packages
 
     venv = tmp_path / "venv"

@@ -259,7 +259,7 @@ def test_unknown_option_names_the_close_one(tmp_path):
     proc = _cli("score", "--refs", str(refs), "--cand", f"c={cand}", "--metrics", "clair",
                 "--option", "judge_temprature=0", "--out", str(tmp_path / "run"), "-q")
     assert proc.returncode == 2
-    assert "unknown option 'judge_temprature'. Did you mean judge_temperature?" in proc.stderr
+    assert "unknown option 'judge_temprature'. Did you mean judge_temperature" in proc.stderr
 
 
 def test_suite_and_metrics_together_is_an_error(tmp_path):
@@ -288,7 +288,7 @@ def test_judge_max_tokens_moves_the_signature_and_check_refuses(tmp_path):
     host = server.base_url.split("//")[1].split("/")[0]
     assert a == (f"clair|judge:fault|prompt:clair-v1|temp:0|seeds:1|prompt_sha:"
                  f"{load_run(runs[0]).manifest['signatures_json']['clair']['prompt_sha']}|max_tokens:64|"
-                 f"fmt:json_schema|host:{host}|v:1|capeval:{capeval.__version__}")
+                 f"fmt:json_schema|host:{host}|v:2|capeval:{capeval.__version__}")
     assert a != b and a.replace("max_tokens:64", "max_tokens:128") == b
     proc = _cli("check", str(runs[1]), "--baseline", str(runs[0]), "-q")
     assert proc.returncode == 2

@@ -141,3 +141,117 @@ def test_undetectable_columns(tmp_path):
     p = write(tmp_path / "c.csv", "foo,bar\n1,2\n")
     with pytest.raises(InputError, match="cannot tell which field holds the id"):
         read_candidates(p)
+
+
+# --- issue 12: encodings, byte-order marks, repeated keys, ids of both kinds ---------------------------------
+
+ENCODED = {
+    "jsonl": '{"image_id": 1, "caption": "un caf\u00e9 au lait"}\n',
+    "csv": 'image_id,caption\n1,un caf\u00e9 au lait\n',
+    "json": '{"1": "un caf\u00e9 au lait"}',
+}
+
+
+@pytest.mark.parametrize("fmt", sorted(ENCODED))
+@pytest.mark.parametrize("encoding", ["latin-1", "utf-16"])
+@pytest.mark.parametrize("reader", [read_candidates, read_references])
+def test_non_utf8_files_are_a_clean_error(tmp_path, fmt, encoding, reader):
+    p = tmp_path / f"caps.{fmt}"
+    p.write_bytes(ENCODED[fmt].encode(encoding))
+    with pytest.raises(InputError) as e:
+        reader(p)
+    msg = str(e.value)
+    assert msg.startswith(str(p)) and "UTF-8" in msg and "\n" not in msg
+    if encoding == "latin-1":
+        assert f"line {2 if fmt == 'csv' else 1}:" in msg and "0xe9" in msg
+    else:
+        assert "UTF-16" in msg
+
+
+@pytest.mark.parametrize("fmt", sorted(ENCODED))
+def test_utf8_byte_order_mark_is_read_as_utf8(tmp_path, fmt):
+    p = tmp_path / f"caps.{fmt}"
+    p.write_bytes(b"\xef\xbb\xbf" + ENCODED[fmt].encode("utf-8"))
+    cf = read_candidates(p)[None]
+    assert cf.captions == {"1": ["un caf\u00e9 au lait"]}
+    refs = read_references(p)
+    assert refs.captions == {"1": ["un caf\u00e9 au lait"]}
+
+
+def test_cli_latin1_jsonl_is_one_line_exit_2(tmp_path):
+    import subprocess
+    import sys
+
+    refs = write(tmp_path / "refs.json", {"1": ["a cup of coffee"]})
+    cands = tmp_path / "c.jsonl"
+    cands.write_bytes(ENCODED["jsonl"].encode("latin-1"))
+    proc = subprocess.run([sys.executable, "-m", "capeval", "score", "--refs", str(refs), "--cand", str(cands),
+                           "--metrics", "bleu", "--out", str(tmp_path / "run"), "--quiet"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert "c.jsonl" in proc.stderr and "not UTF-8" in proc.stderr
+
+
+def test_ids_mix_names_an_id_of_each_kind(tmp_path):
+    p = write(tmp_path / "mix.json", [{"image_id": 1, "caption": "a"}, {"image_id": "x2", "caption": "b"}])
+    with pytest.raises(InputError, match=r"mix integers and strings \(e\.g\. 1 and 'x2'\)"):
+        read_candidates(p)
+
+
+@pytest.mark.parametrize("reader", [read_candidates, read_references])
+def test_repeated_key_in_a_json_map_is_an_error(tmp_path, reader):
+    p = tmp_path / "c.json"
+    p.write_text('{"974": "a man rides a horse", "975": "x", "974": "a red car"}', encoding="utf-8")
+    with pytest.raises(InputError) as e:
+        reader(p)
+    assert str(p) in str(e.value) and "'974' appears twice" in str(e.value)
+
+
+def test_repeated_key_in_a_jsonl_record_names_the_line(tmp_path):
+    p = tmp_path / "c.jsonl"
+    p.write_text('{"image_id": 1, "caption": "a"}\n{"image_id": 2, "caption": "b", "caption": "c"}\n')
+    with pytest.raises(InputError, match=r"c.jsonl: line 2: key 'caption' appears twice"):
+        read_candidates(p)
+
+
+def test_repeated_csv_column_is_an_error(tmp_path):
+    p = write(tmp_path / "c.csv", "image_id,caption,caption\n1,a,b\n")
+    with pytest.raises(InputError, match="column 'caption' appears twice"):
+        read_candidates(p)
+
+
+@pytest.mark.parametrize("which", ["references", "candidates"])
+def test_api_mapping_with_974_and_string_974_is_an_error(which):
+    from capeval.api import evaluate
+
+    both = {974: "a man rides a horse", "974": "a red car"}
+    refs = {"974": ["a man on a horse"]} if which == "candidates" else both
+    cands = both if which == "candidates" else {"974": "a man rides a horse"}
+    with pytest.raises(InputError, match=r"holds both 974 and '974'"):
+        evaluate(refs, {"sys": cands}, metrics=["bleu"])
+
+
+def test_two_system_field_files_sharing_a_captioner_name(tmp_path):
+    from capeval.cli.score_cmd import load_candidate_args
+    from capeval.errors import CapevalError
+
+    a = write(tmp_path / "a.jsonl", '{"SYS": "base", "seg_id": "1", "hyp": "x"}\n')
+    b = write(tmp_path / "b.jsonl", '{"SYS": "base", "seg_id": "1", "hyp": "y"}\n')
+    with pytest.raises(CapevalError) as e:
+        load_candidate_args([str(a), str(b)], None, None, "SYS")
+    assert "'base'" in str(e.value) and str(a) in str(e.value) and str(b) in str(e.value)
+    named = load_candidate_args([f"A={a}", f"B={b}"], None, None, "SYS")
+    assert list(named) == ["A:base", "B:base"]
+
+
+def test_dropped_references_are_written_to_summary_inputs(tmp_path):
+    from capeval.api import evaluate
+
+    refs = {"1": ["a dog runs", " ", "a dog is running"], "2": ["a cat", ""], "3": ["", "a bird"]}
+    r = evaluate(refs, {"all": {"1": "a dog", "2": "a cat"}, "one": {"3": "a bird"}}, metrics=["bleu"])
+    inputs = r.summary_dict()["inputs"]
+    assert inputs["all"]["dropped_references"] == 2 and inputs["one"]["dropped_references"] == 1
+    r.write(tmp_path / "run")
+    written = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert written["inputs"]["all"]["dropped_references"] == 2

@@ -291,6 +291,32 @@ def test_thumbnails_found_downscaled_and_failures_counted(tmp_path: Path):
     assert sizes == {"974": (160, 120), "b": (53, 160), "rec": (50, 40)}
 
 
+def test_thumbnails_never_read_outside_the_images_folder(tmp_path: Path, monkeypatch):
+    """A candidate file's image paths (absolute, ``../``) can't make the report embed files outside --images."""
+    from PIL import Image
+
+    folder = tmp_path / "imgs"
+    (folder / "sub").mkdir(parents=True)
+    secret = tmp_path / "private.png"
+    Image.new("RGB", (30, 30), "red").save(secret)
+    Image.new("RGB", (20, 10), "blue").save(folder / "sub" / "inside.png")
+    monkeypatch.chdir(folder / "sub")
+    recorded = {
+        "abs": str(secret),                     # absolute, outside
+        "up": "../private.png",                 # relative to the folder, outside
+        "cwd": "../../private.png",             # relative to the working directory, outside
+        "rel": "sub/inside.png",                # inside, relative to the folder
+        "absin": str(folder / "sub" / "inside.png"),  # inside, absolute
+        "name": "/elsewhere/inside.png",        # outside, but the file name exists inside: that one is used
+    }
+    found = make_thumbnails(folder, list(recorded), recorded)
+    assert sorted(found.urls) == ["absin", "name", "rel"]
+    assert sorted(found.missing) == ["abs", "cwd", "up"]
+    for url in found.urls.values():
+        size = Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).size
+        assert size == (20, 10)  # always the file inside, never private.png (30 x 30)
+
+
 def test_report_with_images_embeds_thumbnails(tmp_path: Path):
     from PIL import Image
 

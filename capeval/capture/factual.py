@@ -134,7 +134,7 @@ class FactualParser:
         return out
 
     def parse(self, sentences: Sequence[str]) -> list[SentenceGraph]:
-        """Parse each sentence; noun lemmas (for CAPTURE's noun filter) come from spaCy's tagger."""
+        """Parse each sentence; noun tokens (for CAPTURE's noun filter) come from spaCy's tagger."""
         graphs = [read_graph_text(t) for t in self.generate(sentences)]
         nouns = tag_nouns(sentences)
         return [SentenceGraph(g.entities, g.attributes, g.relations, n, g.malformed)

@@ -2,7 +2,7 @@
 
 A parser (FACTUAL's T5 or capeval's spaCy rules) turns each sentence into a :class:`SentenceGraph`: entity
 heads as written (``"dogs"``, ``"clock tower"``), (entity, attribute) pairs and (subject, predicate, object)
-triples, plus the lemmas of the sentence's nouns. :func:`merge_sentences` then does what the reference's
+triples, plus the sentence's noun tokens as written. :func:`merge_sentences` then does what the reference's
 ``merge_sentence_results`` and noun filter do:
 
 - entity heads are lemmatised as WordNet nouns, attributes as WordNet adjectives (NLTK's lemmatizer, applied
@@ -13,10 +13,15 @@ triples, plus the lemmas of the sentence's nouns. :func:`merge_sentences` then d
   caption's noun lemmas; attributes are kept when their object passes the noun test (stop words or not);
   relations when both ends pass it.
 
-One documented difference: the noun lemmas are taken from lower-cased tokens (the reference lemmatises the
-tokens as written, so a capitalised sentence-initial noun such as "Cars" never passes its noun filter).
+Case, as the reference does it (the default, ``noun_case="written"``): heads and noun tokens are lemmatised as
+written, and WordNet only knows lower-case forms, so ``"Cars"`` stays ``"Cars"``. A sentence-initial noun
+("Cars are parked") therefore never lets the parser's head ``"cars"`` -> ``"car"`` through, while a capitalised
+head ("Man", as FACTUAL may write) passes against the token "Man". ``noun_case="lower"`` (capeval's option,
+``capture_noun_case=lower``, recorded in the signature as ``nouns:lower``) lower-cases heads and noun tokens
+before lemmatising, so both cases pass.
+
 Orders are those of first appearance, which makes the greedy matching deterministic (the reference iterates
-Python sets, whose order changes between runs).
+Python sets, whose order changes between runs: see :mod:`capeval.metrics.capture` for the measured effect).
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ class SentenceGraph:
     entities: tuple[str, ...] = ()
     attributes: tuple[tuple[str, str], ...] = ()
     relations: tuple[tuple[str, str, str], ...] = ()
-    nouns: tuple[str, ...] = ()  # lemmas of the sentence's nouns (PTB tags NN*), for the noun filter
+    nouns: tuple[str, ...] = ()  # the sentence's noun tokens (PTB tags NN*) as written, for the noun filter
     malformed: int = 0  # parser output that could not be read (counted, never silently dropped)
 
 
@@ -73,8 +78,22 @@ def _passes_noun_test(phrase: str, nouns: set[str]) -> bool:
     return phrase in nouns or all(piece in nouns for piece in phrase.split(" "))
 
 
-def merge_sentences(sentences: Iterable[SentenceGraph], stop_words: frozenset[str] = STOP_WORDS) -> CaptureGraph:
-    """Merge a caption's sentence graphs into one :class:`CaptureGraph` (lemmatise, filter; see module doc)."""
+NOUN_CASES = ("written", "lower")
+
+
+def merge_sentences(sentences: Iterable[SentenceGraph], stop_words: frozenset[str] = STOP_WORDS,
+                    noun_case: str = "written") -> CaptureGraph:
+    """Merge a caption's sentence graphs into one :class:`CaptureGraph` (lemmatise, filter; see module doc).
+
+    ``noun_case``: ``written`` (the reference's rule) or ``lower`` (heads and noun tokens lower-cased first).
+    """
+    if noun_case not in NOUN_CASES:
+        raise ValueError(f"noun_case must be one of {NOUN_CASES}, got {noun_case!r}")
+    fold = str.lower if noun_case == "lower" else str
+
+    def noun(word: str) -> str:
+        return lemmatize(fold(word), "n")
+
     objects: dict[str, None] = {}
     attributes: dict[str, dict[str, None]] = {}
     relations: dict[tuple[str, str, str], None] = {}
@@ -82,18 +101,18 @@ def merge_sentences(sentences: Iterable[SentenceGraph], stop_words: frozenset[st
     malformed = 0
     for sent in sentences:
         malformed += sent.malformed
-        nouns.update(sent.nouns)
+        nouns.update(noun(t) for t in sent.nouns)
         for head in sent.entities:
-            objects.setdefault(lemmatize(head, "n"))
+            objects.setdefault(noun(head))
         for head, attribute in sent.attributes:
-            obj = lemmatize(head, "n")
+            obj = noun(head)
             objects.setdefault(obj)
             attribute = lemmatize(attribute, "a")
             if " of" in attribute:
                 continue
             attributes.setdefault(obj, {})[attribute] = None
         for subj, pred, obj in sent.relations:
-            s, o = lemmatize(subj, "n"), lemmatize(obj, "n")
+            s, o = noun(subj), noun(obj)
             objects.setdefault(s)
             objects.setdefault(o)
             relations.setdefault((s, pred, o))
@@ -105,6 +124,6 @@ def merge_sentences(sentences: Iterable[SentenceGraph], stop_words: frozenset[st
     )
 
 
-def noun_lemmas(tokens: Iterable[tuple[str, str]]) -> tuple[str, ...]:
-    """Lemmas of the nouns among ``(text, PTB tag)`` tokens, as CAPTURE's noun filter collects them."""
-    return tuple(dict.fromkeys(lemmatize(text.lower(), "n") for text, tag in tokens if tag.startswith("NN")))
+def noun_tokens(tokens: Iterable[tuple[str, str]]) -> tuple[str, ...]:
+    """The nouns among ``(text, PTB tag)`` tokens, as written (CAPTURE's noun filter lemmatises them)."""
+    return tuple(dict.fromkeys(text for text, tag in tokens if tag.startswith("NN")))

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from typing import Any, Protocol
 
-from capeval.capture.graph import SentenceGraph, noun_lemmas
+from capeval.capture.graph import SentenceGraph, noun_tokens
 from capeval.capture.wordnet import wordnet_reader
 from capeval.errors import MetricUnavailable
 
@@ -347,7 +347,7 @@ class _SentenceReader:
             entities=tuple(heads),
             attributes=tuple(self.attributes),
             relations=tuple(self.relations),
-            nouns=noun_lemmas((t.text, t.tag_) for t in tokens),
+            nouns=noun_tokens((t.text, t.tag_) for t in tokens),
         )
 
 
@@ -365,7 +365,7 @@ class SpacyParser:
 
 
 def tag_nouns(sentences: Iterable[str]) -> list[tuple[str, ...]]:
-    """Noun lemmas of each sentence from spaCy's tagger (for parsers that do not tag, such as FACTUAL)."""
+    """Noun tokens of each sentence from spaCy's tagger (for parsers that do not tag, such as FACTUAL)."""
     nlp = load_spacy()
     with nlp.select_pipes(enable=["tok2vec", "tagger"]):
-        return [noun_lemmas((t.text, t.tag_) for t in doc) for doc in nlp.pipe(sentences, batch_size=256)]
+        return [noun_tokens((t.text, t.tag_) for t in doc) for doc in nlp.pipe(sentences, batch_size=256)]

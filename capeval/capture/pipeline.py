@@ -50,20 +50,21 @@ class GraphCache:
     def __init__(self, parser: Parser) -> None:
         self.parser = parser
         self.sentences: dict[str, SentenceGraph] = {}
-        self.captions: dict[str, CaptureGraph] = {}
+        self.captions: dict[tuple[str, str], CaptureGraph] = {}  # (noun case, caption) -> graph
         self.parsed_sentences = 0
 
-    def graphs(self, captions: Sequence[str]) -> list[CaptureGraph]:
+    def graphs(self, captions: Sequence[str], noun_case: str = "written") -> list[CaptureGraph]:
         """The graph of each caption (parsing only sentences not seen before, in one batch)."""
-        todo = [c for c in dict.fromkeys(captions) if c not in self.captions]
+        todo = [c for c in dict.fromkeys(captions) if (noun_case, c) not in self.captions]
         split = {c: split_sentences(c) for c in todo}
         new = [s for s in dict.fromkeys(s for sents in split.values() for s in sents) if s not in self.sentences]
         if new:
             self.sentences.update(zip(new, self.parser.parse(new), strict=True))
             self.parsed_sentences += len(new)
         for caption, sents in split.items():
-            self.captions[caption] = merge_sentences(self.sentences[s] for s in sents)
-        return [self.captions[c] for c in captions]
+            self.captions[noun_case, caption] = merge_sentences((self.sentences[s] for s in sents),
+                                                                noun_case=noun_case)
+        return [self.captions[noun_case, c] for c in captions]
 
 
 def graph_cache(shared: dict[str, Any], kind: str, factual_model: str = FACTUAL_MODEL,

@@ -81,7 +81,7 @@ def metaeval_command(
         capeval meta-eval thumb --path mscoco_THumB-1.0.jsonl --refs mscoco_references.jsonl
         capeval meta-eval flickr8k-expert --download --metrics clair --judge-model gpt-4o-mini
     """
-    from capeval.cli.score_cmd import _coerce, flag_options, parse_key_values
+    from capeval.cli.score_cmd import flag_options, parse_options
     from capeval.metaeval import canonical_dataset, meta_evaluate
 
     name = canonical_dataset(dataset)
@@ -99,7 +99,7 @@ def metaeval_command(
     metric_names = [m.strip() for m in metrics.split(",") if m.strip()]
     if not metric_names:
         raise CapevalError("--metrics is empty")
-    options: dict[str, Any] = {k: _coerce(v) for k, v in parse_key_values(option, "--option").items()}
+    options: dict[str, Any] = parse_options(option)
     options.update(flag_options(
         images=images, bertscore_model=bertscore_model, bertscore_layer=bertscore_layer, judge_model=judge_model,
         judge_base_url=judge_base_url, judge_template=judge_template, judge_concurrency=judge_concurrency,

@@ -56,7 +56,7 @@ def proxy_qa_command(
             --judge-base-url http://127.0.0.1:8088/v1 --judge-model smollm2 --out runs/thumb-pqa
         capeval proxy-qa -Q bench.tsv --dump-images imgs/   # VLMEvalKit TSV: write its images to caption
     """
-    from capeval.cli.score_cmd import _coerce, load_candidate_args, parse_key_values
+    from capeval.cli.score_cmd import load_candidate_args, parse_options
     from capeval.proxyqa.questions import dump_images as write_images
     from capeval.proxyqa.questions import load_questions
 
@@ -69,7 +69,7 @@ def proxy_qa_command(
         raise CapevalError("give at least one --cand NAME=PATH (or --dump-images DIR)")
     if out is None:
         raise CapevalError("give --out RUN_DIR")
-    options = {k: _coerce(v) for k, v in parse_key_values(option, "--option").items()}
+    options = parse_options(option)
     flags = {
         "proxy_qa_questions": questions, "proxy_qa_unanswerable": unanswerable, "proxy_qa_grader": grader,
         "with_image": with_image, "images": str(images) if images else None,

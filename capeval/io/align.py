@@ -35,7 +35,8 @@ class Dataset:
     candidates: dict[str, dict[str, str]]
     images: dict[str, str] = field(default_factory=dict)
     empty_candidates: dict[str, list[str]] = field(default_factory=dict)
-    dropped_references: int = 0
+    dropped_references: int = 0  # blank references dropped from the whole references file
+    dropped_by_id: dict[str, int] = field(default_factory=dict)  # the same, per sample id (ids with any)
 
     @property
     def captioners(self) -> list[str]:
@@ -71,9 +72,12 @@ def align(references: CaptionFile, candidates: dict[str, CaptionFile]) -> Datase
         raise InputError("no candidate files given")
     refs_norm: dict[str, list[str]] = {}
     dropped = 0
+    dropped_by_id: dict[str, int] = {}
     for sid, texts in references.captions.items():
         kept = [t for t in (normalize_whitespace(x) for x in texts) if t]
-        dropped += len(texts) - len(kept)
+        if len(kept) < len(texts):
+            dropped_by_id[sid] = len(texts) - len(kept)
+            dropped += len(texts) - len(kept)
         refs_norm[sid] = kept
     if dropped:
         log.warning("%s: dropped %d blank reference(s)", references.path, dropped)
@@ -115,4 +119,5 @@ def align(references: CaptionFile, candidates: dict[str, CaptionFile]) -> Datase
         images={k: v for k, v in images.items() if k in used},
         empty_candidates=empty,
         dropped_references=dropped,
+        dropped_by_id=dropped_by_id,
     )

@@ -12,11 +12,17 @@ Id and text fields are detected from common names (``--id-field`` / ``--text-fie
 
 Ids keep their type where the format has one (JSON numbers vs strings). JSON object keys and CSV cells have
 no type ("untyped"): they are matched against the other file's ids as text. Inside capeval every id is a str.
+
+Every file is read as UTF-8; a UTF-8 byte-order mark (as spreadsheet exports write) is skipped. Any other
+encoding (UTF-16, Latin-1, ...) is an error naming the file and the line. A JSON object that repeats a key
+(``{"974": "a", "974": "b"}``) is an error too: JSON parsers keep only the last value, silently.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
+import io
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -77,14 +83,60 @@ def _text_field_candidates(keys: Iterable[str], id_field: str) -> list[str]:
     return [k for k in keys if k != id_field]
 
 
-def _load_json(path: str) -> Any:
+_OTHER_BOMS = ((codecs.BOM_UTF32_LE, "UTF-32"), (codecs.BOM_UTF32_BE, "UTF-32"),
+               (codecs.BOM_UTF16_LE, "UTF-16"), (codecs.BOM_UTF16_BE, "UTF-16"))
+
+
+def read_text(path: str) -> str:
+    """The file's text, decoded as UTF-8 (a leading UTF-8 byte-order mark is dropped).
+
+    Any other encoding is an :class:`InputError` naming the file, the line and the encoding to use.
+    """
+    data = Path(path).read_bytes()
+    for bom, name in _OTHER_BOMS:
+        if data.startswith(bom):
+            raise InputError(f"the file is {name} text (it starts with a {name} byte-order mark); capeval reads "
+                             "UTF-8: re-save it as UTF-8", path=path)
     try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise InputError(f"line {line}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}; "
+                         "is it Latin-1 or UTF-16?); re-save the file as UTF-8", path=path) from None
+
+
+class _DuplicateKey(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(key)
+        out[key] = value
+    return out
+
+
+def _duplicate_message(key: str, where: str = "") -> str:
+    return (f"{where}key {key!r} appears twice in one JSON object (a JSON reader would keep only the last "
+            "value and lose the other silently)")
+
+
+def _parse_json(text: str) -> Any:
+    return json.loads(text, object_pairs_hook=_no_duplicate_keys)
+
+
+def _load_json(path: str) -> Any:
+    text = read_text(path)
+    try:
+        return _parse_json(text)
+    except _DuplicateKey as exc:
+        raise InputError(_duplicate_message(exc.key), path=path) from None
     except json.JSONDecodeError as exc:
         raise InputError(f"not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})", path=path) from None
-    except UnicodeDecodeError as exc:
-        raise InputError(f"not UTF-8 text ({exc})", path=path) from None
 
 
 def _rows_from_records(
@@ -148,25 +200,29 @@ def _detect_json(data: Any, path: str, id_field, text_field, system_field) -> tu
 
 
 def _jsonl_records(path: str) -> Iterator[tuple[int, dict]]:
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                yield lineno, json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"line {lineno}: not valid JSON ({exc.msg})", path=path) from None
+    # split on "\n" only: JSON strings may hold U+2028 and other characters str.splitlines() breaks on
+    for lineno, line in enumerate(read_text(path).split("\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            yield lineno, _parse_json(line)
+        except _DuplicateKey as exc:
+            raise InputError(_duplicate_message(exc.key, f"line {lineno}: "), path=path) from None
+        except json.JSONDecodeError as exc:
+            raise InputError(f"line {lineno}: not valid JSON ({exc.msg})", path=path) from None
 
 
 def _csv_records(path: str) -> Iterator[tuple[int, dict]]:
-    with open(path, encoding="utf-8", newline="") as f:
-        sample = f.read(4096)
-        f.seek(0)
-        delimiter = "\t" if path.endswith((".tsv", ".tab")) or sample.count("\t") > sample.count(",") else ","
-        reader = csv.DictReader(f, delimiter=delimiter)
-        if reader.fieldnames is None:
-            raise InputError("empty CSV file (no header row)", path=path)
-        yield from enumerate(reader, 2)
+    text = read_text(path)
+    sample = text[:4096]
+    delimiter = "\t" if path.endswith((".tsv", ".tab")) or sample.count("\t") > sample.count(",") else ","
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
+    if reader.fieldnames is None:
+        raise InputError("empty CSV file (no header row)", path=path)
+    dupes = [f for i, f in enumerate(reader.fieldnames) if f in reader.fieldnames[:i]]
+    if dupes:
+        raise InputError(f"column {dupes[0]!r} appears twice in the header row", path=path)
+    yield from enumerate(reader, 2)
 
 
 def _read_rows(path: str, id_field, text_field, system_field) -> tuple[str, str, Iterator[_Row]]:
@@ -211,10 +267,10 @@ def _collect(path: str, typed: str, rows: Iterable[_Row], *, many: bool, fmt: st
     captions: dict[str, list[str]] = {}
     raw_ids: dict[str, Any] = {}
     images: dict[str, str] = {}
-    kinds: set[IdKind] = set()
+    kinds: dict[IdKind, Any] = {}  # kind -> the first id of that kind
     for row in rows:
         kind = _id_kind(row.sample_id, typed, path, row.line)
-        kinds.add(kind)
+        kinds.setdefault(kind, row.sample_id)
         key = str(row.sample_id)
         if key in raw_ids and raw_ids[key] != row.sample_id:
             raise InputError(
@@ -233,16 +289,22 @@ def _collect(path: str, typed: str, rows: Iterable[_Row], *, many: bool, fmt: st
     if not captions:
         raise InputError("no captions found", path=path)
     if len(kinds) > 1:
-        raise InputError("ids mix integers and strings", path=path)
+        raise InputError(f"ids mix integers and strings (e.g. {kinds['int']!r} and {kinds['str']!r})", path=path)
     from capeval.hashing import sha256_file
 
     digest = sha256_file(path) if Path(path).is_file() else ""
-    return CaptionFile(path=path, captions=captions, id_kind=kinds.pop(), images=images, format=fmt, sha256=digest)
+    return CaptionFile(path=path, captions=captions, id_kind=next(iter(kinds)), images=images, format=fmt,
+                       sha256=digest)
 
 
 def read_references(path: str | Path, *, id_field: str | None = None, text_field: str | None = None) -> CaptionFile:
     """Read reference captions: several per id (a list, or several rows/annotations with the same id)."""
     path = str(path)
+    from capeval.io.detect import read_tool_file  # lmms-eval, VLMEvalKit and Hugging Face files
+
+    tool = read_tool_file(path, "references", id_field=id_field, text_field=text_field)
+    if tool is not None:
+        return tool.require_references()
     fmt, typed, rows = _read_rows(path, id_field, text_field, None)
     return _collect(path, typed, rows, many=True, fmt=fmt)
 
@@ -260,6 +322,12 @@ def read_candidates(
     entry per captioner; otherwise the single entry's key is None.
     """
     path = str(path)
+    if system_field is None:
+        from capeval.io.detect import read_tool_file  # lmms-eval, VLMEvalKit and Hugging Face files
+
+        tool = read_tool_file(path, "candidates", id_field=id_field, text_field=text_field)
+        if tool is not None:
+            return {None: tool.candidates}
     fmt, typed, rows = _read_rows(path, id_field, text_field, system_field)
     if system_field is None:
         return {None: _collect(path, typed, rows, many=False, fmt=fmt)}
@@ -267,3 +335,24 @@ def read_candidates(
     for row in rows:
         by_system.setdefault(row.system or "", []).append(row)
     return {name: _collect(path, typed, r, many=False, fmt=fmt) for name, r in by_system.items()}
+
+
+def captions_from_records(
+    records: Iterable[tuple[int | None, dict]],
+    path: str,
+    *,
+    many: bool,
+    fmt: str,
+    id_field: str | None = None,
+    text_field: str | None = None,
+    typed: str = "typed",
+) -> CaptionFile:
+    """Captions from ``(row number, record)`` pairs another reader produced, under every format's rules.
+
+    Example:
+        >>> cf = captions_from_records([(1, {"image_id": 7, "caption": "a cat"})], "x.jsonl", many=False, fmt="x")
+        >>> cf.captions, cf.id_kind
+        ({'7': ['a cat']}, 'int')
+    """
+    rows = _rows_from_records(records, path, id_field, text_field, None)
+    return _collect(path, typed, rows, many=many, fmt=fmt)

@@ -339,7 +339,7 @@ class Judge:
         self.usage.errors += 1
         self.usage.by_error[kind] = self.usage.by_error.get(kind, 0) + 1
         return JudgeReply(key, None, error=f"gave up after {attempts} attempt(s): {last_error}",
-                          attempts=attempts)
+                          attempts=attempts, error_kind=kind)
 
 
 class _Status(Exception):
@@ -373,7 +373,8 @@ class _Connection:
         http = httpx.AsyncClient(transport=self.transport, follow_redirects=True,
                                  timeout=httpx.Timeout(config.timeout, connect=min(10.0, config.timeout)))
         self.client = AsyncOpenAI(api_key=_api_key(config), base_url=config.base_url, max_retries=0,
-                                  timeout=config.timeout, http_client=http)
+                                  timeout=config.timeout, http_client=http,
+                                  default_headers=config.header_dict() or None)
         self.url = str(self.client.base_url).rstrip("/") + "/chat/completions"
         query = dict(self.client.default_query)
         if query:

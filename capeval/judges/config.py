@@ -42,9 +42,45 @@ JUDGE_SIMPLE_OPTIONS: dict[str, tuple[str, type]] = {
     "judge_top_p": ("top_p", float), "judge_rpm": ("rpm", float), "judge_tpm": ("tpm", float),
     "judge_response_format": ("response_format", str), "judge_template": ("template", str),
     "judge_prices": ("prices", str), "judge_cache_timeout": ("cache_timeout", float),
-    "judge_http": ("http", str),
+    "judge_http": ("http", str), "judge_headers": ("headers", str),
 }
 JUDGE_OPTION_KEYS = frozenset(JUDGE_SIMPLE_OPTIONS) | {"judge_cache", "cache_dir", "cache", "refresh_cache"}
+def check_base_url(url: str, api_key_env: str = DEFAULT_API_KEY_ENV) -> None:
+    """Refuse a judge base URL that carries a credential or can't be extended with ``/chat/completions``.
+
+    The message names the problem and never repeats the URL's credential part.
+
+    Example:
+        >>> check_base_url("http://127.0.0.1:8080/v1")
+        >>> try:
+        ...     check_base_url("http://user:SECRET@host/v1")
+        ... except CapevalError as exc:
+        ...     print("SECRET" in str(exc), str(exc)[:52])
+        False judge base URL http://***@host/v1 carries credential
+    """
+    from urllib.parse import urlsplit
+
+    from capeval.secrets import redact_text
+
+    hint = (f"put the API key in the environment variable {api_key_env} (or name another one with "
+            "--option judge_api_key_env=VAR)")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError:
+        raise CapevalError("judge base URL is not a valid URL (expected http(s)://host[:port]/path)") from None
+    netloc = parts.netloc.rpartition("@")[2]
+    shown = f"{parts.scheme}://{netloc}{parts.path}"
+    if "@" in parts.netloc:
+        raise CapevalError(f"judge base URL {parts.scheme}://***@{netloc}{parts.path} carries credentials in its "
+                           f"user-info part (user:password@); capeval never sends or records them: {hint}")
+    if parts.query or parts.fragment:
+        raise CapevalError(f"judge base URL {shown} has a query string or fragment (?... or #...), which "
+                           "capeval would place before /chat/completions and record in the run's files; give "
+                           f"the base URL alone (e.g. http://host:port/v1) and {hint}")
+    if parts.scheme not in ("http", "https") or not netloc:
+        raise CapevalError(f"judge base URL {redact_text(url)!r} must start with http:// or https:// and name "
+                           "a host (e.g. http://127.0.0.1:8080/v1)")
 
 
 @dataclass(frozen=True)
@@ -103,6 +139,7 @@ class JudgeConfig:
     cache: str = "on"
     cache_timeout: float = 10.0
     http: str = "fast"
+    headers: str | None = None  # extra HTTP headers "Name: value; Name2: value2" (values never recorded)
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
@@ -122,6 +159,21 @@ class JudgeConfig:
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise CapevalError(f"judge_{name} must be > 0, got {value}")
+        if self.base_url is not None:
+            check_base_url(self.base_url, self.api_key_env)
+
+    def header_dict(self) -> dict[str, str]:
+        """``headers`` as a mapping; a malformed item is an error that names it without its value."""
+        out: dict[str, str] = {}
+        for item in (self.headers or "").replace("\n", ";").split(";"):
+            if not item.strip():
+                continue
+            name, sep, value = item.partition(":")
+            if not sep or not name.strip():
+                raise CapevalError(f"judge_headers: expected 'Name: value' items separated by ';', got an item "
+                                   f"starting {item.strip()[:12]!r}...")
+            out[name.strip()] = value.strip()
+        return out
 
     @property
     def resolved_cache_path(self) -> Path:
@@ -135,6 +187,9 @@ class JudgeConfig:
     @classmethod
     def from_options(cls, options: dict[str, Any], **defaults: Any) -> JudgeConfig:
         """Build from a run's options; ``defaults`` (e.g. ``max_tokens=64``) apply when an option is unset."""
+        from capeval.secrets import refuse_secret_options
+
+        refuse_secret_options(options)
         o = options
         kw: dict[str, Any] = {}
         simple = JUDGE_SIMPLE_OPTIONS

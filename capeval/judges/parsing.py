@@ -1,6 +1,11 @@
 """Reading judge verdicts: a JSON object first, then textual patterns, then one follow-up request.
 
 A reply that still can't be read is a failure (NaN, raw text kept, counted), never a made-up 0.
+
+Numbers: every fallback reads a number whole, with its sign, decimal point and exponent (``-5``, ``7.5``,
+``1e2``), so ``-5`` is an out-of-range failure, not 5. A fraction (``5/10``, ``4 out of 5``) or a percentage
+(``80%``, ``80 percent``) is read as that share of the top of the scale (``5/10`` on 0-100 is 50); a range
+(``7-8``, ``70 to 80``) is not one score and is a failure.
 """
 
 from __future__ import annotations
@@ -15,7 +20,20 @@ from capeval.judges.protocol import JudgeRequest
 
 _THINK = re.compile(r"<think>.*?</think>", re.DOTALL | re.IGNORECASE)
 _FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.DOTALL)
-_NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)"
+#: A number with its sign, decimal point and exponent; a sign only counts where it can't be a hyphen
+#: ("GPT-4" holds 4, not -4), and a number never starts inside another one.
+_NUMBER = r"(?:(?<![\w.])[-+\u2212]|(?<![\d.]))(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
+#: A number and what scales it: ``/ 10`` or ``out of 10`` (a fraction), ``%`` or ``percent``, or a range.
+_QUANTITY = (rf"(?P<num>{_NUMBER})(?:\s*(?:/|\bout\s+of\b)\s*(?P<den>\d+(?:\.\d+)?)"
+             r"|\s*(?P<pct>%|\bpercent\b)|(?P<range>\s*(?:-|\u2013|\u2014|\bto\b)\s*[-+]?(?:\d+(?:\.\d*)?|\.\d+)))?")
+
+
+@dataclass(frozen=True)
+class _Quantity:
+    value: float | None  # None: not one score (see ``problem``)
+    scaled: bool  # a fraction or percentage, already on the judge's scale
+    text: str
+    problem: str = ""
 
 
 @dataclass(frozen=True)
@@ -73,15 +91,32 @@ def _lookup(obj: dict[str, Any], key: str) -> Any:
     return None
 
 
-def _as_number(value: Any) -> float | None:
+def _quantity(m: re.Match[str], hi: float) -> _Quantity:
+    """The value of a :data:`_QUANTITY` match on a scale topped by ``hi``."""
+    groups = m.groupdict()
+    text = m.group(0).strip()
+    if groups.get("range"):
+        return _Quantity(None, False, text, "a range, not one score")
+    num = float(groups["num"].replace("\u2212", "-"))
+    if groups.get("den") is not None:
+        den = float(groups["den"])
+        if den == 0:
+            return _Quantity(None, False, text, "a fraction over 0")
+        return _Quantity(num if den == hi else num * hi / den, True, text)
+    if groups.get("pct"):
+        return _Quantity(num if hi == 100 else num * hi / 100, True, text)
+    return _Quantity(num, False, text)
+
+
+def _as_number(value: Any, hi: float) -> _Quantity | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
-        return float(value) if math.isfinite(value) else None
+        return _Quantity(float(value), True, str(value)) if math.isfinite(value) else None
     if isinstance(value, str):
-        m = re.fullmatch(rf"\s*({_NUMBER})\s*(?:/\s*\d+|%)?\s*", value)
+        m = re.fullmatch(rf"\s*{_QUANTITY}\s*", value)
         if m:
-            return float(m.group(1))
+            return _quantity(m, hi)
     return None
 
 
@@ -99,38 +134,48 @@ def parse_score(text: str | None, *, key: str = "score", lo: float = 0.0, hi: fl
                 fraction_scale: bool = False) -> Verdict:
     """Read a numeric score in ``[lo, hi]``.
 
-    Order: (1) the first JSON object with ``key`` holding a number; (2) a labelled number such as
-    ``score: 85``, ``"score": 85``, ``Rating: [[4]]``, ``85/100`` (``hi`` as denominator), ``4 out of 5``;
-    (3) when ``first_number`` (CLAIR's published fallback) the first number anywhere, or else only a reply
-    that is nothing but a number. With ``fraction_scale`` a number below 1 found by (2) or (3) is read as a
-    fraction of ``hi`` (CLAIR's rule for models that normalise the score themselves; a JSON value is taken as
-    is). Out-of-range values are failures.
+    Order: (1) the first JSON object with ``key`` holding a number (or a string such as ``"80%"``); (2) a
+    labelled number such as ``score: 85``, ``"score": 85``, ``Rating: [[4]]``, then a fraction anywhere
+    (``85/100``, ``7/10``, ``4 out of 5``: scaled to ``hi``); (3) when ``first_number`` (CLAIR's published
+    fallback) the first number anywhere, or else only a reply that is nothing but a number. Numbers keep
+    their sign, decimals and exponent; percentages and fractions are shares of ``hi``; a range (``7-8``) is a
+    failure. With ``fraction_scale`` a plain number below 1 found by (2) or (3) is read as a fraction of
+    ``hi`` (CLAIR's rule for models that normalise the score themselves; a JSON value is taken as is).
+    Out-of-range values are failures.
+
+    Example:
+        >>> parse_score("I would rate it -5.", first_number=True).error
+        'score -5 outside [0, 100]'
+        >>> parse_score("7/10").value, parse_score("80%").value, parse_score("7-8").ok
+        (70.0, 80.0, False)
     """
     if text is None:
         return Verdict(None, error="no reply")
     body = strip_reasoning(text)
     for obj in json_objects(body):
-        value = _as_number(_lookup(obj, key))
-        if value is not None:
-            return _checked(value, lo, hi, False, _reason_from(obj, reason_keys), "json")
+        q = _as_number(_lookup(obj, key), hi)
+        if q is not None:  # a JSON number is taken as is (no fraction rule); a string as a quantity
+            return _checked(q, lo, hi, False, _reason_from(obj, reason_keys), "json")
     label = "|".join(re.escape(x) for x in labels)
     patterns = [
-        rf"(?i)\"?(?:{label})\"?\s*(?:[:=]|is|of)?\s*\[*\s*({_NUMBER})",
-        rf"\[\[\s*({_NUMBER})\s*\]\]",
-        rf"({_NUMBER})\s*/\s*{re.escape(_fmt(hi))}\b",
-        rf"(?i)({_NUMBER})\s+out\s+of\s+{re.escape(_fmt(hi))}\b",
+        rf"(?i)\"?(?:{label})\"?\s*(?:[:=]|is|of)?\s*\[*\s*{_QUANTITY}",
+        rf"\[\[\s*{_QUANTITY}\s*\]\]",
+        # a fraction anywhere: "7/10", "4 out of 5"
+        rf"(?i)(?P<num>{_NUMBER})\s*(?:/|\bout\s+of\b)\s*(?P<den>\d+(?:\.\d+)?)",
     ]
     reason = _reason_text(body, reason_keys)
     for pat in patterns:
         m = re.search(pat, body)
         if m:
-            return _checked(float(m.group(1)), lo, hi, fraction_scale, reason, "pattern")
+            return _checked(_quantity(m, hi), lo, hi, fraction_scale, reason, "pattern")
     if first_number:
-        m = re.search(r"\d*\.?\d+", body)
+        m = re.search(_QUANTITY, body)
         if m:
-            return _checked(float(m.group(0)), lo, hi, fraction_scale, reason, "number")
-    elif re.fullmatch(rf"\s*({_NUMBER})\s*\.?\s*", body):
-        return _checked(float(body.strip().rstrip(".")), lo, hi, fraction_scale, None, "number")
+            return _checked(_quantity(m, hi), lo, hi, fraction_scale, reason, "number")
+    else:
+        m = re.fullmatch(rf"\s*{_QUANTITY}\s*\.?\s*", body)
+        if m:
+            return _checked(_quantity(m, hi), lo, hi, fraction_scale, None, "number")
     return Verdict(None, error=f"no {key} found in the reply")
 
 
@@ -138,9 +183,12 @@ def _fmt(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else str(x)
 
 
-def _checked(value: float, lo: float, hi: float, fraction_scale: bool, reason: str | None,
+def _checked(q: _Quantity, lo: float, hi: float, fraction_scale: bool, reason: str | None,
              method: str) -> Verdict:
-    if fraction_scale and 0 < value < 1:
+    if q.value is None:
+        return Verdict(None, reason, None, f"{q.text!r} is {q.problem}")
+    value = q.value
+    if fraction_scale and not q.scaled and 0 < value < 1:
         value *= hi
     if not (lo <= value <= hi):
         return Verdict(None, reason, None, f"score {value:g} outside [{_fmt(lo)}, {_fmt(hi)}]")

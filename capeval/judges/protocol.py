@@ -55,6 +55,7 @@ class JudgeReply:
     completion_tokens: int = 0
     finish_reason: str | None = None
     attempts: int = 0
+    error_kind: str | None = None  # with ``error``: connection, timeout, http_<status> or malformed
 
     @property
     def ok(self) -> bool:

@@ -5,10 +5,27 @@ WordNet synonyms, soft by sentence embeddings), scored as ``(0.5 F1_obj + 0.5 F1
 averaged over references and then over samples. The work is done in :mod:`capeval.capture`.
 
 Options: ``capture_parser`` (auto | factual | spacy), ``capture_encoder`` (mpnet | minilm | a model path or
-hub id), ``capture_device`` (default: what torch picks, CPU without a GPU), ``capture_factual_model``.
+hub id), ``capture_device`` (default: what torch picks, CPU without a GPU), ``capture_factual_model``,
+``capture_noun_case`` (written | lower; see below).
 Signature example:
 ``capture|nrefs:4|parser:spacy-en_core_web_sm-3.8.0|encoder:all-mpnet-base-v2|wordnet:3.0|sents:spacy-rules|
-weights:0.5,0.5,0.2|capeval:0.1.0``.
+nouns:written|weights:0.5,0.5,0.2|capeval:0.1.0``.
+
+Metric card: limitations and differences from the reference code
+-----------------------------------------------------------------
+* Noun filter case (``nouns:`` in the signature). By default capeval applies the reference's rule: heads and
+  noun tokens are lemmatised as written, so a capitalised sentence-initial noun ("Cars are parked") keeps its
+  object out, and a capitalised parser head ("Man") passes against the token "Man".
+  ``--option capture_noun_case=lower`` lower-cases both first (a capeval variant, ``nouns:lower``; its scores
+  are not the reference's).
+* Matching order. The reference keeps a caption's objects and relations in Python sets and matches them
+  greedily in set order, which changes with ``PYTHONHASHSEED`` (one of "snowboard" / "snow" takes the
+  reference's "snowboarder" first, depending on the seed). capeval keeps first appearance, so its scores never
+  depend on the hash seed. Measured effect of the reference's order (``bench/capture_hash_order.py``: THumB,
+  100 images x 5 captioners, offline spaCy parser, MiniLM encoder, hash seeds 0-9): a captioner's corpus
+  score spans at most 0.00044 across seeds (0.39349-0.39393 for the human captions; 0.00013-0.00018 for the
+  four models), 240 of the 500 (captioner, image) scores change for at least one seed, by up to 0.0172.
+  capeval's first-appearance score lies inside the reference's range for every captioner.
 """
 
 from __future__ import annotations
@@ -31,13 +48,14 @@ class Capture(Metric):
     """CAPTURE: scene-graph precision/recall/F1 of objects, attributes and relations (see module docstring)."""
 
     name = "capture"
-    version = "1"
+    version = "2"  # 2: the reference's noun-filter case rule by default (issue 12)
     description = "CAPTURE (Dong et al., 2024): scene-graph F1 of objects, attributes, relations; 3-stage matching"
     needs = frozenset({"references"})
 
     def __init__(self, parser: str = "auto", encoder: str = "mpnet", device: str | None = None,
-                 factual_model: str | None = None, **options: Any) -> None:
+                 factual_model: str | None = None, noun_case: str = "written", **options: Any) -> None:
         from capeval.capture.factual import FACTUAL_MODEL
+        from capeval.capture.graph import NOUN_CASES
         from capeval.capture.pipeline import PARSERS
         from capeval.capture.scoring import Weights
         from capeval.errors import CapevalError
@@ -45,7 +63,10 @@ class Capture(Metric):
         super().__init__(**options)
         if parser not in PARSERS:
             raise CapevalError(f"capture_parser must be one of {', '.join(PARSERS)}, got {parser!r}")
+        if noun_case not in NOUN_CASES:
+            raise CapevalError(f"capture_noun_case must be one of {', '.join(NOUN_CASES)}, got {noun_case!r}")
         self.parser_choice = parser
+        self.noun_case = noun_case
         self.encoder_spec = str(encoder)
         self.device = device
         self.factual_model = factual_model or FACTUAL_MODEL
@@ -88,6 +109,7 @@ class Capture(Metric):
             encoder=str(options.get("capture_encoder", "mpnet")),
             device=options.get("capture_device"),
             factual_model=options.get("capture_factual_model"),
+            noun_case=str(options.get("capture_noun_case", "written")).lower(),
         )
         if metric.parser_choice == "factual":  # fail before any scoring when the weights can't be had
             from capeval.capture.factual import factual_available
@@ -136,6 +158,7 @@ class Capture(Metric):
             "encoder": self.encoder_name,
             "wordnet": wordnet_version(),
             "sents": "spacy-rules",
+            "nouns": self.noun_case,
             "weights": self.weights.label(),
         })
         return params
@@ -159,8 +182,8 @@ class Capture(Metric):
 
         if self._graphs is None:
             self.setup(context)
-        cands = self._graphs.graphs(batch.candidates)
-        flat_refs = self._graphs.graphs([r for refs in batch.references for r in refs])
+        cands = self._graphs.graphs(batch.candidates, self.noun_case)
+        flat_refs = self._graphs.graphs([r for refs in batch.references for r in refs], self.noun_case)
         refs, start = [], 0
         for r in batch.references:
             refs.append(flat_refs[start: start + len(r)])

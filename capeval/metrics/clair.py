@@ -47,7 +47,7 @@ class Clair(JudgeMetric):
     """CLAIR: text-only LLM judgment of candidate vs references, 0-1 (registered as ``clair``)."""
 
     name = "clair"
-    version = "1"
+    version = "2"  # 2: judge replies read with sign, decimals, fractions, percentages (issue 12)
     description = "CLAIR (Chan et al., 2023): an LLM rates 0-100 if candidate and references match one image"
     needs = frozenset({"references", "llm"})
     outputs = ("clair",)

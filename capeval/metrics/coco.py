@@ -196,9 +196,15 @@ class Meteor(_CocoMetric):
             self.setup(context)
         assert self._process is not None
         cands, refs = _tokenized(batch, context)
-        stats, per_sample = self._process.statistics(cands, refs, batch.sample_ids)
+        result = self._process.score_segments(cands, refs, ids=batch.sample_ids)
+        # a segment the JVM could not score is NaN and adds nothing to the corpus statistics (as in Java's
+        # aggregate over the scored segments)
+        stats = np.nan_to_num(result.statistics(), nan=0.0)
         table = pd.DataFrame(meteor_aggregable(stats), columns=list(METEOR_COLUMNS))
-        return MetricStatistics(list(batch.sample_ids), table, {"meteor": np.asarray(per_sample, dtype=float)})
+        return MetricStatistics(
+            list(batch.sample_ids), table, {"meteor": np.asarray(result.per_sample, dtype=float)},
+            failures={"meteor": len(result.failed)} if result.failed else {},
+            details={"meteor": [result.failed.get(i) for i in batch.sample_ids]} if result.failed else {})
 
 
 class RougeL(_CocoMetric):

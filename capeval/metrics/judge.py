@@ -31,6 +31,7 @@ class Judged:
     error: str | None
     retried: bool
     cached: bool
+    kind: str | None = None  # why it failed: the transport's error kind, or "unreadable" (a reply, no value)
 
     @property
     def ok(self) -> bool:
@@ -86,6 +87,8 @@ class JudgeMetric(Metric):
         self.config = config or JudgeConfig(**self.config_defaults)
         self.template = template or load_template(self.default_template)
         self.judge: Judge | None = None
+        self._judgments = 0
+        self._failed: dict[str, int] = {}
 
     @classmethod
     def option_keys(cls) -> frozenset[str]:
@@ -154,12 +157,24 @@ class JudgeMetric(Metric):
                 text = r2.text if r2.ok else reply.text
                 cached = cached and r2.cached
             error = None if verdict.ok else (verdict.error or "unreadable reply")
-            out.append(Judged(verdict, text, error, i in follow, cached))
+            kind = None
+            if not verdict.ok:
+                last = follow.get(i, reply)
+                kind = (last.error_kind or "transport") if not last.ok else "unreadable"
+                self._failed[kind] = self._failed.get(kind, 0) + 1
+            self._judgments += 1
+            out.append(Judged(verdict, text, error, i in follow, cached, kind))
         return out
 
     def take_usage(self) -> dict[str, float]:
-        """Usage since the last call, for :attr:`MetricOutput.usage`."""
-        return self.judge.take_usage().as_usage() if self.judge is not None else {}
+        """Usage since the last call, for :attr:`MetricOutput.usage`: the judge's counters plus
+        ``judge_judgments`` (items asked) and ``judge_failed_<kind>`` (items left without a value, by why)."""
+        usage = self.judge.take_usage().as_usage() if self.judge is not None else {}
+        usage["judge_judgments"] = float(self._judgments)
+        for kind, n in sorted(self._failed.items()):
+            usage[f"judge_failed_{kind}"] = float(n)
+        self._judgments, self._failed = 0, {}
+        return usage
 
 
 def detail_text(judged: Judged) -> str:

@@ -55,7 +55,7 @@ class MLLMJudge(JudgeMetric):
     """A vision-language judge grades each caption 1-5 (registered as ``mllm_judge``)."""
 
     name = "mllm_judge"
-    version = "1"
+    version = "2"  # 2: judge replies read with sign, decimals, fractions, percentages (issue 12)
     description = "MLLM-as-a-Judge (Chen et al., 2024): a VLM sees the image and grades the caption 1-5"
     needs = frozenset({"images", "llm"})
     outputs = ("mllm_judge", *(f"mllm_judge_{c}" for c in CRITERIA))

@@ -16,6 +16,7 @@ import pandas as pd
 from markupsafe import Markup
 
 from capeval.report import plots
+from capeval.report.external import external_rows
 from capeval.report.merge import RunGroup
 from capeval.report.statsview import StatsView
 from capeval.report.thumbs import make_thumbnails
@@ -354,6 +355,7 @@ def group_context(group: RunGroup, index: int, stats: StatsView | None, images_d
         "thumbs_note": thumbs_note,
         "data_json": Markup(script_json(sample_blob(run, metrics, cube, seed_std, thumbs, page_size))),
         **usage_tables(group, group.names),
+        "external": external_rows(group, group.names),
         "manifests": [manifest_view(n, r) for n, r in zip(group.names, group.runs, strict=True)],
     }
 

@@ -31,9 +31,14 @@ class Thumbnails:
 class ImageIndex:
     """Finds a sample's image in a folder (searched recursively once).
 
-    Order: the path recorded in the run (``images.json``) taken as is, relative to the folder, or by its file
-    name; then a file whose stem equals the sample id; then one whose stem ends in the id as a number
-    (COCO's ``COCO_val2014_000000000974.jpg`` for id ``974``).
+    Order: the path recorded in the run (``images.json``) relative to the folder (or as is, when it is
+    absolute or relative to the working directory and lies inside the folder), or by its file name; then a
+    file whose stem equals the sample id; then one whose stem ends in the id as a number (COCO's
+    ``COCO_val2014_000000000974.jpg`` for id ``974``).
+
+    Only files inside the folder are ever read: a recorded path is a string from a candidate file, so one
+    that leads outside (absolute, ``../``) is only looked up by its file name inside the folder. The test is
+    on the path as written (symbolic links the user placed inside the folder are followed).
     """
 
     def __init__(self, folder: str | Path) -> None:
@@ -55,12 +60,18 @@ class ImageIndex:
                 if match:
                     self.by_number.setdefault(int(match.group(1)), path)
 
+    def contains(self, path: Path) -> bool:
+        """Whether ``path`` (made absolute, ``..`` collapsed, links not followed) lies inside the folder."""
+        root = os.path.normpath(os.path.abspath(self.folder))
+        target = os.path.normpath(os.path.abspath(path))
+        return os.path.commonpath([root, target]) == root
+
     def find(self, sample_id: str, recorded: str | None = None) -> Path | None:
         """The image file of one sample, or None."""
         if recorded:
             rec = Path(recorded)
-            for candidate in (rec, self.folder / rec):
-                if candidate.is_file():
+            for candidate in (self.folder / rec, rec):
+                if self.contains(candidate) and candidate.is_file():
                     return candidate
             if rec.name in self.by_name:
                 return self.by_name[rec.name]
