@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -284,17 +285,31 @@ def evaluate(
     try:
         for metric in metric_objs:
             metric.setup(context)
-        with Progress(steps, enabled=progress) as bar:
+        with Progress(steps, enabled=progress) as bar, ThreadPoolExecutor(max_workers=1) as background:
+            queued = {}  # background metrics' statistics, computed while the others run
             for metric in metric_objs:
-                signatures.update(metric.signatures(all_refs))
-                signatures_json.update(metric.signatures_json(all_refs))
-                info[metric.name] = metric_info(metric)
-                for cap in dataset.captioners:
-                    batch = _batch(dataset, cap)
-                    for seed in range(seeds) if metric.stochastic else (0,):
-                        bar.step(f"{metric.name} · {cap}" + (f" · seed {seed}" if metric.stochastic else ""))
-                        _collect(metric, metric.statistics(batch, context, seed=seed), cap, seed, acc)
-                        bar.advance()
+                if metric.background and len(metric_objs) > 1:
+                    for cap in dataset.captioners:
+                        for seed in range(seeds) if metric.stochastic else (0,):
+                            queued[(metric.name, cap, seed)] = background.submit(
+                                metric.statistics, _batch(dataset, cap), context, seed)
+            try:
+                for metric in metric_objs:
+                    signatures.update(metric.signatures(all_refs))
+                    signatures_json.update(metric.signatures_json(all_refs))
+                    info[metric.name] = metric_info(metric)
+                    for cap in dataset.captioners:
+                        batch = _batch(dataset, cap)
+                        for seed in range(seeds) if metric.stochastic else (0,):
+                            bar.step(f"{metric.name} · {cap}" + (f" · seed {seed}" if metric.stochastic else ""))
+                            job = queued.pop((metric.name, cap, seed), None)
+                            st = job.result() if job is not None else metric.statistics(batch, context, seed=seed)
+                            _collect(metric, st, cap, seed, acc)
+                            bar.advance()
+            except BaseException:
+                for job in queued.values():  # don't wait for background work nobody will read
+                    job.cancel()
+                raise
     finally:
         for metric in metric_objs:
             metric.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -19,6 +20,7 @@ class RunContext:
         self.dataset = dataset
         self.options = dict(options or {})
         self._tokenized: dict[str, dict[str, str]] = {}
+        self._lock = threading.Lock()
         self.shared: dict[str, Any] = {}  # models or clients that several metrics reuse (e.g. one encoder)
 
     def all_texts(self) -> list[str]:
@@ -32,10 +34,11 @@ class RunContext:
 
     def tokenized(self, name: str) -> dict[str, str]:
         """``{caption: tokens}`` for every caption of the run, tokenised by ``name`` in one pass."""
-        if name not in self._tokenized:
-            fn = _load(TOKENIZERS[name])
-            self._tokenized[name] = fn(self.all_texts())
-        return self._tokenized[name]
+        with self._lock:  # a metric scored in the background (METEOR) may ask at the same time
+            if name not in self._tokenized:
+                fn = _load(TOKENIZERS[name])
+                self._tokenized[name] = fn(self.all_texts())
+            return self._tokenized[name]
 
 
     def token_table(self, name: str = "ptb") -> pd.DataFrame | None:

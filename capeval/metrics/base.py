@@ -141,6 +141,9 @@ class Metric:
     scale: ClassVar[float] = 1.0  # how tables show its outputs (100: printed x100, as papers print BLEU)
     display_names: ClassVar[dict[str, str]] = {}
     Options: ClassVar[type[MetricOptions]] = NoOptions
+    # Scored in a background thread while the other metrics compute (its work is in another process, e.g.
+    # METEOR's JVM); the results are collected in the usual order, so nothing else changes.
+    background: ClassVar[bool] = False
 
     def __init__(self, **options: Any) -> None:
         self.options = options

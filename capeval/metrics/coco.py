@@ -173,6 +173,7 @@ class Meteor(_CocoMetric):
     scale = 100.0
     display_names = {"meteor": "METEOR"}
     jar = "meteor/meteor-1.5.jar"
+    background = True  # the JVM scores while BLEU, ROUGE-L and CIDEr-D compute
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
