@@ -328,3 +328,37 @@ def remove_submission(board_dir: str | Path, name: str, *, track: str = MAIN_TRA
         raise CapevalError(f"{path}: corrupt or unreadable board database ({exc})") from exc
     finally:
         conn.close()
+
+
+def import_battles(board_dir: str | Path, battle_file: str | Path, *, name: str | None = None,
+                   method: str = "bt", judge: str | None = None) -> dict[str, Any]:
+    """Store a CapArena-Auto battle file on the board as a named battle set ranked with ``method`` (bt|elo);
+    importing the same name again replaces its battles (the event stays in the history)."""
+    from capeval.board.battles import read_caparena
+
+    if method not in ("bt", "elo"):
+        raise CapevalError(f"rating method must be bt or elo, got {method!r}")
+    battles = read_caparena(battle_file)
+    name = name or Path(battle_file).stem
+    conn = db.open_board(board_dir)
+    path = db.db_path(board_dir)
+    try:
+        with db.transaction(conn, path):
+            conn.execute("DELETE FROM battles WHERE battle_set = ?", (name,))
+            conn.execute("DELETE FROM battle_sets WHERE name = ?", (name,))
+            conn.execute("INSERT INTO battle_sets (name, method, source, sha256, judge, added, skipped) "
+                         "VALUES (?, ?, ?, ?, ?, ?, ?)", (name, method, str(battle_file), sha256_file(battle_file),
+                                                          judge, now_iso(), battles.skipped))
+            conn.executemany(
+                "INSERT INTO battles (battle_set, position, image, model_a, model_b, outcome) VALUES (?, ?, ?, ?, ?, ?)",
+                [(name, k, battles.images[k], battles.models[int(a)], battles.models[int(b)], float(o))
+                 for k, (a, b, o) in enumerate(zip(battles.a, battles.b, battles.outcome, strict=True))])
+            conn.execute("INSERT INTO events (time, kind, track, name, version, doc) VALUES (?, 'battles', NULL, ?, "
+                         "NULL, ?)", (now_iso(), name, json.dumps({"battles": len(battles.outcome),
+                                                                  "skipped": battles.skipped,
+                                                                  "models": len(battles.models),
+                                                                  "board_capeval_version": __version__})))
+        return {"name": name, "battles": len(battles.outcome), "skipped": battles.skipped,
+                "skipped_reasons": battles.skipped_reasons, "models": battles.models}
+    finally:
+        conn.close()
