@@ -5,6 +5,7 @@ the generation configuration)."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -52,10 +53,8 @@ def _llm_scoring(signature: str, info: dict[str, Any]) -> dict[str, Any] | None:
     if not judge:
         return None
     judge_cfg: dict[str, Any] = {"model_info": {"name": judge, "id": judge}}
-    try:
+    with contextlib.suppress(KeyError, ValueError):
         judge_cfg["temperature"] = float(fields["temp"])
-    except (KeyError, ValueError):
-        pass
     extra = {k: v for k, v in fields.items() if k not in ("name", "judge", "temp", "prompt")}
     out: dict[str, Any] = {"judges": [judge_cfg], "input_prompt": fields.get("prompt", "unknown")}
     if extra:

@@ -194,7 +194,8 @@ def _write_site(conn: sqlite3.Connection, doc: dict[str, Any], out: Path) -> Non
                                 "subs": [{"slug": r["slug"], "name": r["name"], "version": r["version"]}
                                          for r in t["rows"]]})
     (out / "compare.html").write_text(env.get_template("compare.html.jinja").render(
-        **common, root="", page="compare", index_json=Markup(script_json(index)), refs_slugs=[t["slug"] for t in tracks]),
+        **common, root="", page="compare", index_json=Markup(script_json(index)),
+        refs_slugs=[t["slug"] for t in tracks]),
         encoding="utf-8")
     (out / "board.json").write_text(json.dumps(_public(doc), indent=1, ensure_ascii=False, allow_nan=False) + "\n",
                                     encoding="utf-8")

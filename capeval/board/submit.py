@@ -69,8 +69,8 @@ def init_board(board_dir: str | Path, refs_path: str | Path, *, metrics: Sequenc
 
 
 def _insert_track(conn: sqlite3.Connection, name: str, refs: dict[str, list[str]], images: dict[str, str]) -> None:
-    conn.execute("INSERT INTO tracks (name, refs_sha256, signatures, metric_info, created) VALUES (?, ?, NULL, NULL, ?)",
-                 (name, sha256_json(refs), now_iso()))
+    conn.execute("INSERT INTO tracks (name, refs_sha256, signatures, metric_info, created) "
+                 "VALUES (?, ?, NULL, NULL, ?)", (name, sha256_json(refs), now_iso()))
     conn.executemany("INSERT INTO refs (track, position, sample_id, texts, image) VALUES (?, ?, ?, ?, ?)",
                      [(name, k, sid, json.dumps(texts, ensure_ascii=False), images.get(sid))
                       for k, (sid, texts) in enumerate(refs.items())])
@@ -350,7 +350,8 @@ def import_battles(board_dir: str | Path, battle_file: str | Path, *, name: str 
                          "VALUES (?, ?, ?, ?, ?, ?, ?)", (name, method, str(battle_file), sha256_file(battle_file),
                                                           judge, now_iso(), battles.skipped))
             conn.executemany(
-                "INSERT INTO battles (battle_set, position, image, model_a, model_b, outcome) VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO battles (battle_set, position, image, model_a, model_b, outcome) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
                 [(name, k, battles.images[k], battles.models[int(a)], battles.models[int(b)], float(o))
                  for k, (a, b, o) in enumerate(zip(battles.a, battles.b, battles.outcome, strict=True))])
             conn.execute("INSERT INTO events (time, kind, track, name, version, doc) VALUES (?, 'battles', NULL, ?, "

@@ -144,7 +144,8 @@ def list_command(
                               f"[{fmt(c['ci_low'])}, {fmt(c['ci_high'])}]", str(c["n"]), length)
             console.print(table)
     for b in doc["battles"]:
-        table = Table(title=f"pairwise judge {b['name']} · {b['method']} · {b['battles']} battles", title_justify="left")
+        table = Table(title=f"pairwise judge {b['name']} · {b['method']} · {b['battles']} battles",
+                      title_justify="left")
         for col in ("rank", "model", "rating", "95% CI", "battles"):
             table.add_column(col)
         for m in b["models"]:
