@@ -59,10 +59,12 @@ CREATE TABLE submissions (
     rows_expected INTEGER NOT NULL,
     UNIQUE (track, name, version)
 );
-CREATE TABLE captions (sub INTEGER NOT NULL REFERENCES submissions(id), sample_id TEXT NOT NULL,
-                       caption TEXT NOT NULL, PRIMARY KEY (sub, sample_id)) WITHOUT ROWID;
+-- Per-sample data is columnar, aligned with the track's sample order (refs.position): a submission covers
+-- exactly its track's samples. captions.texts: JSON list (null = no caption for that sample);
+-- scores."values": little-endian float64 array, NaN = failed or not scored.
+CREATE TABLE captions (sub INTEGER PRIMARY KEY REFERENCES submissions(id), texts TEXT NOT NULL);
 CREATE TABLE scores (sub INTEGER NOT NULL REFERENCES submissions(id), metric TEXT NOT NULL, seed INTEGER NOT NULL,
-                     sample_id TEXT NOT NULL, value REAL, PRIMARY KEY (sub, metric, seed, sample_id)) WITHOUT ROWID;
+                     "values" BLOB NOT NULL, PRIMARY KEY (sub, metric, seed)) WITHOUT ROWID;
 CREATE TABLE corpus (sub INTEGER NOT NULL REFERENCES submissions(id), metric TEXT NOT NULL, seed INTEGER NOT NULL,
                      value REAL, PRIMARY KEY (sub, metric, seed)) WITHOUT ROWID;
 CREATE TABLE details (sub INTEGER NOT NULL REFERENCES submissions(id), metric TEXT NOT NULL, seed INTEGER NOT NULL,
@@ -95,7 +97,6 @@ CREATE TABLE battles (
     PRIMARY KEY (battle_set, position)
 ) WITHOUT ROWID;
 CREATE TABLE cache (key TEXT PRIMARY KEY, state TEXT NOT NULL, doc TEXT NOT NULL);
-CREATE INDEX scores_metric ON scores (metric, sub);
 CREATE INDEX details_sub ON details (sub);
 """
 
@@ -181,9 +182,11 @@ def meta(conn: sqlite3.Connection) -> dict[str, Any]:
 def check_integrity(conn: sqlite3.Connection, path: Path | str = DB_FILE) -> list[str]:
     """Problems found: SQLite's ``integrity_check`` plus every active submission having all its rows."""
     problems = [r[0] for r in conn.execute("PRAGMA integrity_check") if r[0] != "ok"]
-    for row in conn.execute("SELECT id, name, version, rows_expected FROM submissions"):
-        have = conn.execute("SELECT (SELECT count(*) FROM scores WHERE sub = ?) + "
-                            "(SELECT count(*) FROM captions WHERE sub = ?)", (row["id"], row["id"])).fetchone()[0]
+    for row in conn.execute("SELECT id, track, name, version, rows_expected FROM submissions"):
+        n = conn.execute("SELECT count(*) FROM refs WHERE track = ?", (row["track"],)).fetchone()[0]
+        have = conn.execute("SELECT (SELECT count(*) FROM scores WHERE sub = ? AND length(\"values\") = ?) + "
+                            "(SELECT count(*) FROM captions WHERE sub = ?)",
+                            (row["id"], 8 * n, row["id"])).fetchone()[0]
         if have != row["rows_expected"]:
             problems.append(f"{path}: submission {row['name']!r} v{row['version']} has {have} of "
                             f"{row['rows_expected']} rows")

@@ -9,6 +9,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from capeval import __version__
@@ -35,14 +36,27 @@ def track_run(conn: sqlite3.Connection, track: str, board_dir: str | Path = ".")
     row = conn.execute("SELECT * FROM tracks WHERE name = ?", (track,)).fetchone()
     subs = active_submissions(conn, track)
     names = {s["id"]: s["name"] for s in subs}
+    refs = track_references(conn, track)
+    order = np.asarray(list(refs), dtype=object)
+    caption_frames, score_frames = [], []
+    for s in subs:
+        texts = json.loads(conn.execute("SELECT texts FROM captions WHERE sub = ?", (s["id"],)).fetchone()[0])
+        have = np.asarray([t is not None for t in texts], dtype=bool)
+        caption_frames.append(pd.DataFrame({"captioner": s["name"], "sample_id": order[have],
+                                            "caption": [t for t in texts if t is not None]}))
+        for metric, seed, blob in conn.execute('SELECT metric, seed, "values" FROM scores WHERE sub = ?',
+                                               (s["id"],)):
+            values = np.frombuffer(blob, dtype="<f8")
+            score_frames.append(pd.DataFrame({"captioner": s["name"], "sample_id": order[have], "metric": metric,
+                                              "seed": seed, "value": values[have]}))
     ids = ",".join(str(i) for i in names) or "NULL"
-    scores = pd.read_sql_query(f"SELECT sub, sample_id, metric, seed, value FROM scores WHERE sub IN ({ids})", conn)
-    corpus = pd.read_sql_query(f"SELECT sub, metric, seed, value FROM corpus WHERE sub IN ({ids})", conn)
-    captions = pd.read_sql_query(f"SELECT sub, sample_id, caption FROM captions WHERE sub IN ({ids})", conn)
-    for frame in (scores, corpus, captions):
-        frame.insert(0, "captioner", frame.pop("sub").map(names))
-    scores["value"] = scores["value"].astype(float)
+    corpus = pd.read_sql_query(f"SELECT sub, metric, seed, value FROM corpus WHERE sub IN ({ids}) ORDER BY sub", conn)
+    corpus.insert(0, "captioner", corpus.pop("sub").map(names))
     corpus["value"] = corpus["value"].astype(float)
+    scores = (pd.concat(score_frames, ignore_index=True) if score_frames else
+              pd.DataFrame(columns=["captioner", "sample_id", "metric", "seed", "value"]))
+    captions = (pd.concat(caption_frames, ignore_index=True) if caption_frames else
+                pd.DataFrame(columns=["captioner", "sample_id", "caption"]))
     signatures = json.loads(row["signatures"]) if row["signatures"] else {}
     metric_info = json.loads(row["metric_info"]) if row["metric_info"] else {}
     images = {r[0]: r[1] for r in conn.execute("SELECT sample_id, image FROM refs WHERE track = ? AND image IS NOT "
@@ -52,7 +66,7 @@ def track_run(conn: sqlite3.Connection, track: str, board_dir: str | Path = ".")
                 "signatures": signatures, "seeds": int(corpus["seed"].nunique()) if len(corpus) else 1,
                 "board_track": track}
     return Run(path=Path(board_dir), manifest=manifest, summary=summary, scores=scores, corpus=corpus,
-               captions=captions, references=track_references(conn, track), images=images, details=None)
+               captions=captions, references=refs, images=images, details=None)
 
 
 def track_state(conn: sqlite3.Connection, track: str, params: dict[str, Any]) -> str:

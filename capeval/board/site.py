@@ -18,11 +18,12 @@ import shutil
 import sqlite3
 import tempfile
 import time
+import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
+import numpy as np
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
@@ -44,12 +45,6 @@ def _tier_class(rank: Any) -> str:
 
 def _num(v: Any) -> str:
     return "" if v is None or not math.isfinite(v) else repr(float(v))
-
-
-def _round(v: Any) -> float | None:
-    if v is None or not math.isfinite(v):
-        return None
-    return float(f"{v:.6g}")
 
 
 def _cells(sub: dict[str, Any], metrics: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -103,12 +98,17 @@ def _battle_context(b: dict[str, Any]) -> dict[str, Any]:
 
 def _sample_data(conn: sqlite3.Connection, sub_id: int, ids: list[str], metrics: list[str]) -> dict[str, Any]:
     """Captions and seed-averaged per-sample values of one submission, in the track's sample order."""
-    caps = dict(conn.execute("SELECT sample_id, caption FROM captions WHERE sub = ?", (sub_id,)).fetchall())
-    frame = pd.read_sql_query("SELECT sample_id, metric, avg(value) AS v FROM scores WHERE sub = ? "
-                              "GROUP BY sample_id, metric", conn, params=(sub_id,))
-    table = frame.pivot(index="sample_id", columns="metric", values="v").reindex(index=ids, columns=metrics)
-    values = [[_round(v) for v in row] for row in table.to_numpy(dtype=float).tolist()]
-    return {"metrics": metrics, "caps": [caps.get(i) for i in ids], "scores": values}
+    caps = json.loads(conn.execute("SELECT texts FROM captions WHERE sub = ?", (sub_id,)).fetchone()[0])
+    table = np.full((len(ids), len(metrics)), np.nan)
+    for k, metric in enumerate(metrics):
+        blobs = [np.frombuffer(r[0], dtype="<f8") for r in conn.execute(
+            'SELECT "values" FROM scores WHERE sub = ? AND metric = ?', (sub_id, metric))]
+        if blobs:
+            with np.errstate(invalid="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN samples stay NaN
+                table[:, k] = np.nanmean(np.vstack(blobs), axis=0)
+    values = [[None if v != v else v for v in row] for row in np.round(table, 6).tolist()]
+    return {"metrics": metrics, "caps": caps, "scores": values}
 
 
 def _write_js(path: Path, var: str, key: str, obj: Any) -> None:

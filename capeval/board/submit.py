@@ -250,11 +250,17 @@ def _problems(conn: sqlite3.Connection, track: str, refs: dict[str, list[str]], 
 def _insert_submission(conn: sqlite3.Connection, run: Run, track: str, captioner: str, name: str,
                        note: str | None, outputs: list[str], families: list[str],
                        hib: dict[str, bool]) -> dict[str, Any]:
+    order = [r[0] for r in conn.execute("SELECT sample_id FROM refs WHERE track = ? ORDER BY position", (track,))]
     captions = run.captions[run.captions["captioner"] == captioner]
     scores = run.scores[(run.scores["captioner"] == captioner) & run.scores["metric"].isin(outputs)]
     corpus = run.corpus[(run.corpus["captioner"] == captioner) & run.corpus["metric"].isin(outputs)]
     ids = captions["sample_id"].astype(str).tolist()
     texts = captions["caption"].astype(str).tolist()
+    by_id = dict(zip(ids, texts, strict=True))
+    aligned = [by_id.get(i) for i in order]
+    columns = scores.assign(sample_id=scores["sample_id"].astype(str)).pivot(
+        index="sample_id", columns=["metric", "seed"], values="value")
+    columns = columns.reindex(index=order)
     content = sha256_json({"captions": dict(zip(ids, texts, strict=True)), "signatures": {
         o: run.signatures[o] for o in outputs}, "corpus": sorted(
         (str(m), int(s), None if v != v else round(float(v), 12))
@@ -278,12 +284,12 @@ def _insert_submission(conn: sqlite3.Connection, run: Run, track: str, captioner
          str(Path(run.path).resolve()), run.manifest.get("created"), run.manifest.get("capeval_version"), content,
          json.dumps(run.manifest, ensure_ascii=False),
          json.dumps(run.summary.get("captioners", {}).get(captioner, {}), ensure_ascii=False, allow_nan=True),
-         float(np.mean(lengths)) if lengths else None, _cost(run, outputs, families), len(scores) + len(captions)))
+         float(np.mean(lengths)) if lengths else None, _cost(run, outputs, families), columns.shape[1] + 1))
     sub = cur.lastrowid
-    conn.executemany("INSERT INTO captions (sub, sample_id, caption) VALUES (?, ?, ?)",
-                     zip([sub] * len(ids), ids, texts, strict=True))
-    conn.executemany("INSERT INTO scores (sub, metric, seed, sample_id, value) VALUES (?, ?, ?, ?, ?)",
-                     _rows(sub, scores[["metric", "seed", "sample_id", "value"]]))
+    conn.execute("INSERT INTO captions (sub, texts) VALUES (?, ?)", (sub, json.dumps(aligned, ensure_ascii=False)))
+    conn.executemany('INSERT INTO scores (sub, metric, seed, "values") VALUES (?, ?, ?, ?)',
+                     [(sub, str(metric), int(seed), columns[(metric, seed)].to_numpy(dtype="<f8").tobytes())
+                      for metric, seed in columns.columns])
     conn.executemany("INSERT INTO corpus (sub, metric, seed, value) VALUES (?, ?, ?, ?)",
                      _rows(sub, corpus[["metric", "seed", "value"]]))
     if run.details is not None and len(run.details):
