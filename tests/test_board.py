@@ -168,6 +168,7 @@ def test_a_run_with_different_cider_settings_is_refused_naming_the_field(thumb_b
     """CIDEr's settings are fixed in this capeval version, so the run's signature is edited as a run made with
     sigma 5 would record it."""
     _, run = thumb_subset
+    thumb_board = shutil.copytree(thumb_board, tmp_path / "board")
 
     def sigma5(doc):
         doc["signatures"]["cider"] = doc["signatures"]["cider"].replace("sigma:6", "sigma:5")
@@ -582,3 +583,28 @@ def test_site_files_are_named_by_slug(thumb_board, tmp_path):
     (site / "stale.txt").write_text("x")
     build_site(thumb_board, site, params=FAST)
     assert not (site / "stale.txt").exists()
+
+
+def test_judge_cost_and_caption_length_columns(tmp_path):
+    """Cost is the run's judge cost when the run has one captioner, unknown (None) when several share it."""
+    results = synthetic_results(20, 2, metrics=("clair",))
+    one = replace(results, dataset=replace(results.dataset, candidates={
+        "captioner_00": results.dataset.candidates["captioner_00"]}),
+        samples=results.samples[results.samples["captioner"] == "captioner_00"],
+        corpus=results.corpus[results.corpus["captioner"] == "captioner_00"],
+        usage={"clair": {"judge_requests": 20.0, "cost_usd": 0.25}})
+    solo = one.write(tmp_path / "solo", command=["synthetic"])
+    shared = replace(results, usage={"clair": {"cost_usd": 0.5}}).write(tmp_path / "shared", command=["synthetic"])
+    refs = tmp_path / "refs.json"
+    refs.write_text((solo / "references.json").read_text())
+    board = tmp_path / "board"
+    init_board(board, refs)
+    add_submission(board, solo, name="solo")
+    add_submission(board, shared, captioners=["captioner_01"])
+    conn = open_board(board)
+    doc = board_document(conn, board, FAST)
+    conn.close()
+    subs = {s["name"]: s for s in doc["tracks"][0]["submissions"]}
+    assert subs["solo"]["cost_usd"] == 0.25 and subs["captioner_01"]["cost_usd"] is None
+    words = [len(c.split()) for c in results.dataset.candidates["captioner_00"].values()]
+    assert subs["solo"]["mean_length"] == pytest.approx(np.mean(words))
