@@ -47,3 +47,4 @@ def _capeval_logs_reach_caplog():
     logger.propagate = True
     yield
     logger.propagate = before
+
