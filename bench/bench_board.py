@@ -37,6 +37,7 @@ def main() -> None:
     args.out.mkdir(parents=True)
     started = time.perf_counter()
     results = synthetic_results(args.images, args.submissions)
+    results = replace(results, metric_info={m: {**i, "aggregation": "mean"} for m, i in results.metric_info.items()})
     refs = args.out / "references.json"
     refs.write_text(json.dumps(results.dataset.references))
     runs = []

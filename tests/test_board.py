@@ -40,6 +40,12 @@ FAST = {"n_boot": 200, "n_perm": 500}
 CAPTIONERS = ["Up-Down", "Unified-VLP", "VinVL-base", "VinVL-large", "Human"]
 
 
+def synthetic(*args, **kwargs):
+    """Synthetic results whose metrics declare the ``mean`` aggregation rule (as a per-sample metric's run does)."""
+    results = synthetic_results(*args, **kwargs)
+    return replace(results, metric_info={m: {**i, "aggregation": "mean"} for m, i in results.metric_info.items()})
+
+
 def cli(capsys, *args: str) -> tuple[int, str, str]:
     """Run the CLI in-process: (exit code, stdout, stderr)."""
     try:
@@ -172,15 +178,19 @@ def test_a_run_with_different_cider_settings_is_refused_naming_the_field(thumb_b
 
     def sigma5(doc):
         doc["signatures"]["cider"] = doc["signatures"]["cider"].replace("sigma:6", "sigma:5")
+        if "signatures_json" in doc:
+            doc["signatures_json"]["cider"]["sigma"] = 5
 
     edited = _edit_run(run, tmp_path / "sigma5", sigma5)
     code, _, err = cli(capsys, "board", "add", str(thumb_board), str(edited), "--captioner", "Human", "--name", "H5")
     assert code == 2
-    assert "cider: score-moving field(s) differ: sigma (board 6, run 5)" in err
+    assert "cider: score-moving field(s) differ (board vs run): sigma (6 vs 5)" in err
     assert "bleu" not in err.split("refused by the board")[1]  # only what differs is named
 
     def newer_version(doc):  # the capeval version field does not move scores
-        doc["signatures"] = {k: v.replace("capeval:0.1.0", "capeval:9.9") for k, v in doc["signatures"].items()}
+        doc["signatures"] = {k: re.sub(r"capeval:[^|]*$", "capeval:9.9", v) for k, v in doc["signatures"].items()}
+        for fields in doc.get("signatures_json", {}).values():
+            fields["capeval"] = "9.9"
 
     same = _edit_run(run, tmp_path / "newer", newer_version)
     assert add_submission(thumb_board, same, captioners=["Human"], name="Human (newer capeval)")[0]["version"] == 1
@@ -194,6 +204,8 @@ def test_track_history_and_versions(thumb_board, thumb_subset, tmp_path):
 
     def sigma5(doc):
         doc["signatures"]["cider"] = doc["signatures"]["cider"].replace("sigma:6", "sigma:5")
+        if "signatures_json" in doc:
+            doc["signatures_json"]["cider"]["sigma"] = 5
 
     edited = _edit_run(run, tmp_path / "sigma5", sigma5)
     rec = add_submission(board, edited, captioners=["Human"], track="cider-sigma5")
@@ -333,7 +345,7 @@ def test_every_eval_ever_export(thumb_board, tmp_path, capsys):
 
 def test_every_eval_ever_judge_settings_and_generation_config(tmp_path):
     """A judge metric's signature becomes llm_scoring; a manifest's generation block becomes generation_config."""
-    results = synthetic_results(30, 2, metrics=("clair",))
+    results = synthetic(30, 2, metrics=("clair",))
     results = replace(results, signatures={"clair": "clair|judge:smollm2-135m|prompt:clair-v1|temp:0.7|seeds:1|"
                                                     "capeval:0.1.0"})
     run = results.write(tmp_path / "run", command=["synthetic"])
@@ -449,7 +461,7 @@ def test_slugs_are_safe_and_distinct():
 
 
 def synthetic_run(path: Path, n_images: int, n_captioners: int, seed: int = 0) -> Path:
-    return synthetic_results(n_images, n_captioners, seed=seed).write(path, command=["synthetic"])
+    return synthetic(n_images, n_captioners, seed=seed).write(path, command=["synthetic"])
 
 
 @pytest.fixture()
@@ -587,7 +599,7 @@ def test_site_files_are_named_by_slug(thumb_board, tmp_path):
 
 def test_judge_cost_and_caption_length_columns(tmp_path):
     """Cost is the run's judge cost when the run has one captioner, unknown (None) when several share it."""
-    results = synthetic_results(20, 2, metrics=("clair",))
+    results = synthetic(20, 2, metrics=("clair",))
     one = replace(results, dataset=replace(results.dataset, candidates={
         "captioner_00": results.dataset.candidates["captioner_00"]}),
         samples=results.samples[results.samples["captioner"] == "captioner_00"],

@@ -26,6 +26,7 @@ CREATE TABLE tracks (
     name TEXT PRIMARY KEY,
     refs_sha256 TEXT NOT NULL,
     signatures TEXT,            -- JSON {output metric: signature string}, fixed by the track's first submission
+    signatures_json TEXT,       -- JSON {output metric: {field: value}} (protocol v2 form) of the same
     metric_info TEXT,           -- JSON manifest "metrics" entries of the board's metrics
     created TEXT NOT NULL
 );
@@ -65,6 +66,10 @@ CREATE TABLE submissions (
 CREATE TABLE captions (sub INTEGER PRIMARY KEY REFERENCES submissions(id), texts TEXT NOT NULL);
 CREATE TABLE scores (sub INTEGER NOT NULL REFERENCES submissions(id), metric TEXT NOT NULL, seed INTEGER NOT NULL,
                      "values" BLOB NOT NULL, PRIMARY KEY (sub, metric, seed)) WITHOUT ROWID;
+-- Protocol v2 per-sample statistics of one submission and metric (capeval.aggregation's columns): the run's
+-- statistics/<metric>.parquet rows of that captioner, without the captioner column, as Parquet bytes.
+CREATE TABLE statistics (sub INTEGER NOT NULL REFERENCES submissions(id), metric TEXT NOT NULL,
+                         "table" BLOB NOT NULL, PRIMARY KEY (sub, metric)) WITHOUT ROWID;
 CREATE TABLE corpus (sub INTEGER NOT NULL REFERENCES submissions(id), metric TEXT NOT NULL, seed INTEGER NOT NULL,
                      value REAL, PRIMARY KEY (sub, metric, seed)) WITHOUT ROWID;
 CREATE TABLE details (sub INTEGER NOT NULL REFERENCES submissions(id), metric TEXT NOT NULL, seed INTEGER NOT NULL,
@@ -185,8 +190,9 @@ def check_integrity(conn: sqlite3.Connection, path: Path | str = DB_FILE) -> lis
     for row in conn.execute("SELECT id, track, name, version, rows_expected FROM submissions"):
         n = conn.execute("SELECT count(*) FROM refs WHERE track = ?", (row["track"],)).fetchone()[0]
         have = conn.execute("SELECT (SELECT count(*) FROM scores WHERE sub = ? AND length(\"values\") = ?) + "
-                            "(SELECT count(*) FROM captions WHERE sub = ?)",
-                            (row["id"], 8 * n, row["id"])).fetchone()[0]
+                            "(SELECT count(*) FROM captions WHERE sub = ?) + "
+                            "(SELECT count(*) FROM statistics WHERE sub = ?)",
+                            (row["id"], 8 * n, row["id"], row["id"])).fetchone()[0]
         if have != row["rows_expected"]:
             problems.append(f"{path}: submission {row['name']!r} v{row['version']} has {have} of "
                             f"{row['rows_expected']} rows")

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from capeval import __version__
-from capeval.board.signatures import parse_signature
+from capeval.signature import parse_signature
 
 EEE_SCHEMA_VERSION = "0.2.1"
 CSV_COLUMNS = ["track", "name", "version", "metric", "value", "ci_low", "ci_high", "se", "n", "tier", "rank_range",
@@ -55,7 +55,7 @@ def _llm_scoring(signature: str, info: dict[str, Any]) -> dict[str, Any] | None:
     judge_cfg: dict[str, Any] = {"model_info": {"name": judge, "id": judge}}
     with contextlib.suppress(KeyError, ValueError):
         judge_cfg["temperature"] = float(fields["temp"])
-    extra = {k: v for k, v in fields.items() if k not in ("name", "judge", "temp", "prompt")}
+    extra = {k: v for k, v in fields.items() if k not in ("metric", "judge", "temp", "prompt")}
     out: dict[str, Any] = {"judges": [judge_cfg], "input_prompt": fields.get("prompt", "unknown")}
     if extra:
         out["additional_details"] = _strings(extra)

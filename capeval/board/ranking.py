@@ -4,6 +4,7 @@ its confidence intervals, paired tests, Holm correction and tiers are computed b
 
 from __future__ import annotations
 
+import io
 import json
 import sqlite3
 from pathlib import Path
@@ -15,7 +16,7 @@ import pandas as pd
 from capeval import __version__
 from capeval.board.submit import track_references
 from capeval.hashing import sha256_json
-from capeval.rundir import Run
+from capeval.rundir import FORMAT_VERSION, Run
 from capeval.stats import STATS_VERSION, compute_stats
 
 DEFAULT_PARAMS = {"n_boot": 1000, "n_perm": 5000, "seed": 0, "alpha": 0.05}
@@ -49,6 +50,13 @@ def track_run(conn: sqlite3.Connection, track: str, board_dir: str | Path = ".")
             values = np.frombuffer(blob, dtype="<f8")
             score_frames.append(pd.DataFrame({"captioner": s["name"], "sample_id": order[have], "metric": metric,
                                               "seed": seed, "value": values[have]}))
+    stats_parts: dict[str, list[pd.DataFrame]] = {}
+    for s in subs:
+        for metric, blob in conn.execute('SELECT metric, "table" FROM statistics WHERE sub = ?', (s["id"],)):
+            table = pd.read_parquet(io.BytesIO(blob))
+            table.insert(0, "captioner", s["name"])
+            stats_parts.setdefault(metric, []).append(table)
+    stats_tables = {m: pd.concat(parts, ignore_index=True) for m, parts in stats_parts.items()}
     ids = ",".join(str(i) for i in names) or "NULL"
     corpus = pd.read_sql_query(f"SELECT sub, metric, seed, value FROM corpus WHERE sub IN ({ids}) ORDER BY sub", conn)
     corpus.insert(0, "captioner", corpus.pop("sub").map(names))
@@ -62,11 +70,14 @@ def track_run(conn: sqlite3.Connection, track: str, board_dir: str | Path = ".")
     images = {r[0]: r[1] for r in conn.execute("SELECT sample_id, image FROM refs WHERE track = ? AND image IS NOT "
                                                "NULL", (track,))}
     summary = {"captioners": {s["name"]: json.loads(s["summary"]) for s in subs}, "signatures": signatures}
-    manifest = {"capeval_version": __version__, "captioners": [s["name"] for s in subs], "metrics": metric_info,
+    manifest = {"capeval_version": __version__, "format_version": FORMAT_VERSION,
+                "signatures_json": json.loads(row["signatures_json"]) if row["signatures_json"] else {},
+                "captioners": [s["name"] for s in subs], "metrics": metric_info,
                 "signatures": signatures, "seeds": int(corpus["seed"].nunique()) if len(corpus) else 1,
                 "board_track": track}
     return Run(path=Path(board_dir), manifest=manifest, summary=summary, scores=scores, corpus=corpus,
-               captions=captions, references=refs, images=images, details=None)
+               captions=captions, references=refs, images=images, details=None,
+               stats_tables=stats_tables)
 
 
 def track_state(conn: sqlite3.Connection, track: str, params: dict[str, Any]) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import math
@@ -16,11 +17,11 @@ import pandas as pd
 
 from capeval import __version__
 from capeval.board import db
-from capeval.board.signatures import differing_fields
 from capeval.board.slugs import slugify
 from capeval.errors import CapevalError
 from capeval.hashing import sha256_file, sha256_json
 from capeval.rundir import Run, load_run
+from capeval.signature import differing_fields
 from capeval.text import normalize_whitespace
 
 log = logging.getLogger("capeval")
@@ -69,8 +70,8 @@ def init_board(board_dir: str | Path, refs_path: str | Path, *, metrics: Sequenc
 
 
 def _insert_track(conn: sqlite3.Connection, name: str, refs: dict[str, list[str]], images: dict[str, str]) -> None:
-    conn.execute("INSERT INTO tracks (name, refs_sha256, signatures, metric_info, created) "
-                 "VALUES (?, ?, NULL, NULL, ?)", (name, sha256_json(refs), now_iso()))
+    conn.execute("INSERT INTO tracks (name, refs_sha256, signatures, signatures_json, metric_info, created) "
+                 "VALUES (?, ?, NULL, NULL, NULL, ?)", (name, sha256_json(refs), now_iso()))
     conn.executemany("INSERT INTO refs (track, position, sample_id, texts, image) VALUES (?, ?, ?, ?, ?)",
                      [(name, k, sid, json.dumps(texts, ensure_ascii=False), images.get(sid))
                       for k, (sid, texts) in enumerate(refs.items())])
@@ -122,17 +123,21 @@ def board_outputs(wanted: Sequence[str] | None, run: Run) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-def signature_problems(fixed: dict[str, str], run: Run) -> list[str]:
-    """Per-metric reasons why the run's signatures don't match the board's (empty = comparable)."""
+def signature_problems(fixed: dict[str, str], fixed_json: dict[str, Any], run: Run) -> list[str]:
+    """Per-metric reasons why the run's signatures don't match the board's (empty = comparable), by the
+    protocol's one rule (:func:`capeval.signature.differing_fields`) on the string and the JSON forms."""
     problems = []
+    run_json = run.manifest.get("signatures_json", {})
     for metric, sig in fixed.items():
         theirs = run.signatures.get(metric)
         if theirs is None:
             problems.append(f"{metric}: not in the run (the run has {', '.join(run.signatures) or 'no metrics'})")
             continue
         diff = differing_fields(sig, theirs)
+        if fixed_json.get(metric) and run_json.get(metric):
+            diff += [d for d in differing_fields(fixed_json[metric], run_json[metric]) if d not in diff]
         if diff:
-            problems.append(f"{metric}: score-moving field(s) differ: {', '.join(diff)}")
+            problems.append(f"{metric}: score-moving field(s) differ (board vs run): {', '.join(diff)}")
     return problems
 
 
@@ -225,8 +230,10 @@ def _add(conn: sqlite3.Connection, path: Path, run: Run, *, name: str | None, no
                 raise CapevalError(f"{run.path}: refused by the board: no {', '.join(missing)} in the run "
                                    f"(the run has {', '.join(run.signatures)})")
             fixed = {o: run.signatures[o] for o in outputs}
-            conn.execute("UPDATE tracks SET signatures = ?, metric_info = ? WHERE name = ?",
-                         (json.dumps(fixed), json.dumps(_metric_info(run, outputs)), target))
+            fixed_json = {o: v for o, v in run.manifest.get("signatures_json", {}).items() if o in outputs}
+            conn.execute("UPDATE tracks SET signatures = ?, signatures_json = ?, metric_info = ? WHERE name = ?",
+                         (json.dumps(fixed), json.dumps(fixed_json), json.dumps(_metric_info(run, outputs)),
+                          target))
         fixed = json.loads(track_row(conn, target)["signatures"])
         info = json.loads(track_row(conn, target)["metric_info"])
         outputs = list(fixed)
@@ -243,7 +250,8 @@ def _problems(conn: sqlite3.Connection, track: str, refs: dict[str, list[str]], 
         problems.append(ref_problem)
     row = track_row(conn, track)
     if row is not None and row["signatures"] is not None:
-        problems += signature_problems(json.loads(row["signatures"]), run)
+        problems += signature_problems(json.loads(row["signatures"]), json.loads(row["signatures_json"] or "{}"),
+                                       run)
     return problems
 
 
@@ -271,6 +279,7 @@ def _insert_submission(conn: sqlite3.Connection, run: Run, track: str, captioner
         raise CapevalError(f"{run.path}: captioner {captioner!r} is already on track {track!r} as {name!r} "
                            f"v{previous[0]['version']} with identical captions and scores")
     version = previous[0]["version"] + 1 if previous else 1
+    stats_blobs = _statistics_blobs(run, captioner, families)
     before = _leaders(conn, track, outputs, hib)
     conn.execute("UPDATE submissions SET active = 0, status = 'superseded' WHERE track = ? AND name = ? "
                  "AND active = 1", (track, name))
@@ -284,12 +293,15 @@ def _insert_submission(conn: sqlite3.Connection, run: Run, track: str, captioner
          str(Path(run.path).resolve()), run.manifest.get("created"), run.manifest.get("capeval_version"), content,
          json.dumps(run.manifest, ensure_ascii=False),
          json.dumps(run.summary.get("captioners", {}).get(captioner, {}), ensure_ascii=False, allow_nan=True),
-         float(np.mean(lengths)) if lengths else None, _cost(run, outputs, families), columns.shape[1] + 1))
+         float(np.mean(lengths)) if lengths else None, _cost(run, outputs, families),
+         columns.shape[1] + 1 + len(stats_blobs)))
     sub = cur.lastrowid
     conn.execute("INSERT INTO captions (sub, texts) VALUES (?, ?)", (sub, json.dumps(aligned, ensure_ascii=False)))
     conn.executemany('INSERT INTO scores (sub, metric, seed, "values") VALUES (?, ?, ?, ?)',
                      [(sub, str(metric), int(seed), columns[(metric, seed)].to_numpy(dtype="<f8").tobytes())
                       for metric, seed in columns.columns])
+    conn.executemany('INSERT INTO statistics (sub, metric, "table") VALUES (?, ?, ?)',
+                     [(sub, family, blob) for family, blob in stats_blobs.items()])
     conn.executemany("INSERT INTO corpus (sub, metric, seed, value) VALUES (?, ?, ?, ?)",
                      _rows(sub, corpus[["metric", "seed", "value"]]))
     if run.details is not None and len(run.details):
@@ -305,6 +317,23 @@ def _insert_submission(conn: sqlite3.Connection, run: Run, track: str, captioner
                  (added, track, name, version, json.dumps(doc, ensure_ascii=False)))
     return {"track": track, "name": name, "version": version, "captioner": captioner, "took_top": took,
             "replaced": version > 1}
+
+
+def _statistics_blobs(run: Run, captioner: str, families: list[str]) -> dict[str, bytes]:
+    """Protocol v2 statistics of one captioner per metric, as Parquet bytes (what the board's paired tests and
+    resamples use; nothing is re-scored). Metrics of the ``mean`` rule need none: their values are the scores."""
+    out = {}
+    for family in families:
+        try:
+            table = run.statistics(family)
+        except CapevalError as exc:
+            if run.manifest.get("metrics", {}).get(family, {}).get("aggregation") == "mean":
+                continue
+            raise CapevalError(f"{run.path}: refused by the board: {exc}") from None
+        buf = io.BytesIO()
+        table[table["captioner"] == captioner].drop(columns=["captioner"]).to_parquet(buf, index=False)
+        out[family] = buf.getvalue()
+    return out
 
 
 def _rows(sub: int, frame: pd.DataFrame):
