@@ -126,6 +126,7 @@ def check_option_keys(options: Mapping[str, Any], option_keys: Iterable[Iterable
     if not unknown:
         return
     key = unknown[0]
-    close = difflib.get_close_matches(key, sorted(known), n=3, cutoff=0.6)
+    close = difflib.get_close_matches(key, sorted(known), n=3, cutoff=0.8) or \
+        difflib.get_close_matches(key, sorted(known), n=3, cutoff=0.6)
     hint = f" Did you mean {', '.join(close)}?" if close else f" Known options: {', '.join(sorted(known))}"
     raise CapevalError(f"unknown option {key!r}.{hint}")

@@ -259,7 +259,7 @@ def test_unknown_option_names_the_close_one(tmp_path):
     proc = _cli("score", "--refs", str(refs), "--cand", f"c={cand}", "--metrics", "clair",
                 "--option", "judge_temprature=0", "--out", str(tmp_path / "run"), "-q")
     assert proc.returncode == 2
-    assert "unknown option 'judge_temprature'. Did you mean judge_temperature?" in proc.stderr
+    assert "unknown option 'judge_temprature'. Did you mean judge_temperature" in proc.stderr
 
 
 def test_suite_and_metrics_together_is_an_error(tmp_path):

@@ -118,5 +118,8 @@ def _print(report) -> None:
     console.print(table)
     for note in report.notes:
         console.print(f"note: {note}", markup=False)
+    for r in report.regressions:
+        console.print(f"FAIL {r.captioner} · {r.metric}: {_STATUS.get(r.status, r.status)}"
+                      + (f" ({r.note})" if r.note else ""), markup=False, soft_wrap=True)
     n = len(report.regressions)
-    console.print(f"{n} regression(s)" if n else "no significant regression", markup=False)
+    console.print(f"{n} gate failure(s)" if n else "no significant regression", markup=False)

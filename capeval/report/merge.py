@@ -131,9 +131,9 @@ def merge_group(names: list[str], runs: list[Run]) -> RunGroup:
         signatures_json.update(run.manifest.get("signatures_json", {}))
     stats_tables: dict[str, pd.DataFrame] = {}
     for metric in metrics:
-        parts = [_rename(r.statistics(metric), m) for r, m in zip(runs, maps, strict=True)
-                 if metric in r.manifest.get("metrics", {})]
         try:
+            parts = [_rename(r.statistics(metric), m) for r, m in zip(runs, maps, strict=True)
+                     if metric in r.manifest.get("metrics", {})]
             stats_tables[metric] = pd.concat(parts, ignore_index=True)
         except CapevalError:
             continue  # a 0.1.0 run whose statistics can't be recomputed: stats says so for this metric
