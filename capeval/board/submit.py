@@ -324,11 +324,11 @@ def _statistics_blobs(run: Run, captioner: str, families: list[str]) -> dict[str
     resamples use; nothing is re-scored). Metrics of the ``mean`` rule need none: their values are the scores."""
     out = {}
     for family in families:
+        if run.manifest.get("metrics", {}).get(family, {}).get("aggregation") == "mean":
+            continue  # the mean rule's statistics are the per-sample values, stored as scores
         try:
             table = run.statistics(family)
         except CapevalError as exc:
-            if run.manifest.get("metrics", {}).get(family, {}).get("aggregation") == "mean":
-                continue
             raise CapevalError(f"{run.path}: refused by the board: {exc}") from None
         buf = io.BytesIO()
         table[table["captioner"] == captioner].drop(columns=["captioner"]).to_parquet(buf, index=False)
