@@ -46,6 +46,7 @@ COMMAND_MODULES = [
     "capeval.cli.baseline_cmd",
     "capeval.cli.metaeval_cmd",
     "capeval.cli.evaluate_cmd",
+    "capeval.cli.board_cmd",
 ]
 
 
