@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from capeval.errors import CapevalError
+from capeval.judges.endpoints import EndpointPool, load_endpoints
 
 DEFAULT_MODEL = "gpt-4o-mini"
 DEFAULT_API_KEY_ENV = "OPENAI_API_KEY"
@@ -61,6 +62,8 @@ class JudgeConfig:
     cache, refresh_cache    ``--no-cache`` / ``--refresh-cache``                       on / off
     judge_http              fast (POST via aiohttp with the AsyncOpenAI client's URL   fast
                             and headers) or openai (``AsyncOpenAI.post`` per request)
+    judge_endpoints         YAML file of several endpoints serving the judge model     unset
+                            (``--judge-endpoints``; :mod:`capeval.judges.endpoints`)
     ======================  =========================================================  ==============
 
     Temperature: 0 for a single-seed run, 0.7 when ``seeds`` > 1 or unknown. Cache file:
@@ -88,6 +91,7 @@ class JudgeConfig:
     cache: str = "on"
     cache_timeout: float = 10.0
     http: str = "fast"
+    endpoints: EndpointPool | None = None
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
@@ -149,6 +153,15 @@ class JudgeConfig:
                 kw[attr] = cast(value)
             except (TypeError, ValueError) as exc:
                 raise CapevalError(f"option {key}={value!r}: expected {cast.__name__}") from exc
+        pool = o.get("judge_endpoints")
+        if pool:
+            pool = pool if isinstance(pool, EndpointPool) else load_endpoints(str(pool))
+            if o.get("judge_model") and str(o["judge_model"]) != pool.model:
+                raise CapevalError(f"--judge-model {o['judge_model']!r} differs from the model {pool.model!r} "
+                                   f"of the judge endpoints file {pool.path}; give one of them")
+            kw["endpoints"], kw["model"] = pool, pool.model
+            if "concurrency" not in kw:
+                kw["concurrency"] = pool.concurrency
         if o.get("judge_cache"):
             kw["cache_path"] = Path(str(o["judge_cache"])).expanduser()
         elif o.get("cache_dir"):
