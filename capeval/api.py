@@ -92,6 +92,14 @@ def _collect(metric: Metric, out: MetricOutput, cap: str, ids: list[str], seed: 
         usage[metric.name][k] = usage[metric.name].get(k, 0) + v
 
 
+def _metric_info(metric: Metric) -> dict[str, Any]:
+    return {
+        "outputs": list(metric.outputs), "version": metric.version, "stochastic": metric.stochastic,
+        "corpus_level": metric.corpus_level, "needs": sorted(metric.needs),
+        "higher_is_better": metric.higher_is_better,
+    }
+
+
 def build_metrics(names: Sequence[str], options: dict[str, Any]) -> list[Metric]:
     """Instantiate metrics by name, failing early (with the reason) for any that can't run here."""
     metrics = []
@@ -119,6 +127,7 @@ class Results:
     usage: dict[str, dict[str, float]] = field(default_factory=dict)
     seeds: int = 1
     options: dict[str, Any] = field(default_factory=dict)
+    engine: dict[str, Any] = field(default_factory=lambda: {"name": "local", "workers": 1})
     started: float = 0.0
     finished: float = 0.0
 
@@ -179,6 +188,9 @@ def evaluate(
     seeds: int = 1,
     options: dict[str, Any] | None = None,
     progress: bool | None = False,
+    engine: str = "local",
+    ray_address: str | None = None,
+    workers: int | None = None,
 ) -> Results:
     """Score captioners against references.
 
@@ -189,6 +201,9 @@ def evaluate(
         seeds: stochastic metrics run once per seed ``0..seeds-1``; deterministic ones once.
         options: metric options (e.g. ``bertscore_model``, ``judge_model``).
         progress: show a progress bar (None: when stderr is a terminal).
+        engine: ``local`` (this process) or ``ray`` (samples sharded over Ray workers; same numbers).
+        ray_address: the Ray cluster to join (default ``RAY_ADDRESS``, else a new local instance).
+        workers: Ray workers (default: the cluster's CPUs).
 
     Example:
         >>> r = evaluate({"a": ["a cat sits on a mat"]}, {"sys": {"a": "a cat on a mat"}}, metrics=["cider"])
@@ -197,6 +212,10 @@ def evaluate(
     """
     if seeds < 1:
         raise InputError(f"seeds must be >= 1, got {seeds}")
+    from capeval.engine import ENGINES
+
+    if engine not in ENGINES:
+        raise InputError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
     options = dict(options or {})
     options.setdefault("seeds", seeds)
     started = time.time()
@@ -219,6 +238,20 @@ def evaluate(
 
     all_refs = list(dataset.references.values())
     steps = sum(len(dataset.captioners) * (seeds if m.stochastic else 1) for m in metric_objs)
+    engine_info: dict[str, Any] = {"name": "local", "workers": 1}
+    if engine == "ray":
+        from capeval.engine.ray_engine import score_on_ray
+
+        sharded = score_on_ray(dataset, metric_objs, seeds, options, address=ray_address, workers=workers)
+        engine_info = sharded.engine
+        for metric in metric_objs:
+            signatures.update(metric.signatures(all_refs))
+            metric_info[metric.name] = _metric_info(metric)
+            for cap in dataset.captioners:
+                for seed in range(seeds) if metric.stochastic else (0,):
+                    _collect(metric, sharded.outputs[(metric.name, cap, seed)], cap, dataset.ids_for(cap), seed,
+                             sample_frames, corpus_rows, detail_frames, failures, usage)
+        metric_objs, steps = [], 0  # nothing left to score or close here
     # Every metric is set up before any scores, so slow starts (METEOR's JVM loading its paraphrase
     # tables, model loading) overlap with the work of the metrics scored first.
     try:
@@ -227,11 +260,7 @@ def evaluate(
         with Progress(steps, enabled=progress) as bar:
             for metric in metric_objs:
                 signatures.update(metric.signatures(all_refs))
-                metric_info[metric.name] = {
-                    "outputs": list(metric.outputs), "version": metric.version, "stochastic": metric.stochastic,
-                    "corpus_level": metric.corpus_level, "needs": sorted(metric.needs),
-                    "higher_is_better": metric.higher_is_better,
-                }
+                metric_info[metric.name] = _metric_info(metric)
                 for cap in dataset.captioners:
                     batch = _batch(dataset, cap)
                     for seed in range(seeds) if metric.stochastic else (0,):
@@ -259,6 +288,7 @@ def evaluate(
         usage=usage,
         seeds=seeds,
         options=options,
+        engine=engine_info,
         started=started,
         finished=time.time(),
     )

@@ -98,6 +98,7 @@ def write_run(results: Results, run_dir: Path, command: list[str] | None = None)
         "inputs": results.inputs,
         "samples": len(data.references),
         "options": public_options(results.options),
+        "engine": dict(results.engine),  # where it ran (local or ray, workers): never part of a signature
         "environment": {"python": platform.python_version(), "platform": platform.platform(),
                         "packages": _package_versions()},
     }

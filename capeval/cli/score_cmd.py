@@ -34,7 +34,7 @@ def _coerce(value: str):
 
 
 def flag_options(*, images, bertscore_model, bertscore_layer, judge_model, judge_base_url, judge_template,
-                 judge_concurrency, no_cache, refresh_cache) -> dict:
+                 judge_concurrency, no_cache, refresh_cache, judge_endpoints=None) -> dict:
     """The metric options set by the shared command-line flags (unset flags are left out)."""
     flags = {
         "images": str(images) if images else None,
@@ -42,6 +42,7 @@ def flag_options(*, images, bertscore_model, bertscore_layer, judge_model, judge
         "judge_model": judge_model, "judge_base_url": judge_base_url,
         "judge_template": str(judge_template) if judge_template else None,
         "judge_concurrency": judge_concurrency,
+        "judge_endpoints": str(judge_endpoints) if judge_endpoints else None,
         "cache": not no_cache, "refresh_cache": refresh_cache,
     }
     return {k: v for k, v in flags.items() if v is not None}
@@ -92,6 +93,12 @@ def score_command(
     judge_concurrency: int | None = typer.Option(None, "--judge-concurrency", help="Concurrent judge requests."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the judge cache."),
     refresh_cache: bool = typer.Option(False, "--refresh-cache", help="Ignore cached replies, overwrite them."),
+    judge_endpoints: Path | None = typer.Option(
+        None, "--judge-endpoints", help="YAML file of several endpoints serving the judge model (routing, failover)."),
+    engine: str = typer.Option("local", "--engine", help="local (this process) or ray (sharded over Ray workers)."),
+    ray_address: str | None = typer.Option(
+        None, "--ray-address", help="Ray cluster to join (default RAY_ADDRESS, else a new local instance)."),
+    workers: int | None = typer.Option(None, "--workers", help="Ray workers (default: the cluster's CPUs)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
 ) -> None:
     """Score captioners against references; write manifest.json, scores.parquet and summary.json to --out.
@@ -99,6 +106,7 @@ def score_command(
     Example:
         capeval score --refs refs.json --cand mine=mine.json --cand base=base.json --out runs/r1
         capeval score --refs mscoco_references.jsonl --cand mscoco_THumB-1.0.jsonl --system-field SYS --out runs/thumb
+        capeval score --refs refs.json --cand mine=mine.jsonl --out runs/r2 --engine ray --workers 8
     """
     metric_names = [m.strip() for m in metrics.split(",") if m.strip()]
     options = {k: _coerce(v) for k, v in parse_key_values(option, "--option").items()}
@@ -111,7 +119,7 @@ def score_command(
     options.update(flag_options(
         images=images, bertscore_model=bertscore_model, bertscore_layer=bertscore_layer, judge_model=judge_model,
         judge_base_url=judge_base_url, judge_template=judge_template, judge_concurrency=judge_concurrency,
-        no_cache=no_cache, refresh_cache=refresh_cache))
+        no_cache=no_cache, refresh_cache=refresh_cache, judge_endpoints=judge_endpoints))
     options.setdefault("run_dir", str(out))
     from capeval.api import build_metrics
 
@@ -119,7 +127,7 @@ def score_command(
     references = read_references(refs, id_field=ref_id_field, text_field=ref_text_field)
     candidates = load_candidate_args(cand, id_field, text_field, system_field)
     results = evaluate(references, candidates, metric_names, seeds=seeds, options=options,
-                       progress=False if quiet else None)
+                       progress=False if quiet else None, engine=engine, ray_address=ray_address, workers=workers)
     results.inputs["references"]["path"] = str(refs)
     from capeval.hashing import sha256_file
 

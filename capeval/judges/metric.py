@@ -92,7 +92,8 @@ class JudgeMetric(Metric):
     def setup(self, context: Any) -> None:
         """Open the judge (cache connection; the HTTP client is created on first use)."""
         if self.judge is None:
-            self.judge = Judge(self.config)
+            shared = getattr(context, "shared", None) or {}
+            self.judge = Judge(self.config, cache=shared.get("judge_cache"))  # a Ray run's single cache writer
 
     def close(self) -> None:
         """Close the judge."""

@@ -1,0 +1,261 @@
+"""One run split into shards of samples: what a worker computes per shard, and how the driver joins them.
+
+A shard is a contiguous range of the run's samples (reference order) with every captioner's candidates for
+them. A :class:`ShardWorker` (one per Ray worker; plain Python, testable without Ray) scores every metric on
+a shard with the run's own metric classes, set up once per worker (models loaded once, one METEOR JVM), and
+returns per-sample values plus what the corpus score needs:
+
+* ``mean`` metrics (ROUGE-L, BERTScore without idf, CAPTURE, judges): per-sample values; the corpus score
+  is the mean of the joined values (NaN left out where the metric leaves them out).
+* ``bleu``: per-sample BLEU and the sufficient statistics (pycocoevalcap's closest reference length); corpus
+  BLEU from their sums (:func:`capeval.metrics.coco.corpus_bleu_from_stats`).
+* ``meteor``: the 23 segment statistics from the worker's JVM; per-sample scores are the JVM's own; the
+  corpus score is Java's aggregate over every shard's statistics (:mod:`capeval.stats.meteor`).
+* ``cider``: two passes. The first returns each captioner's reference n-gram document counts; the driver
+  sums them over all shards (the document frequencies of the whole reference set, as a local run has them);
+  the second scores the shard's samples with pycocoevalcap's own CIDEr-D arithmetic under those totals.
+
+A metric whose per-sample value depends on other samples in a way not listed here (pairwise comparison
+against another captioner, proxy QA's ratio, BERTScore with idf weights) is refused with a one-line error.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from capeval.errors import CapevalError
+from capeval.io.align import Dataset
+from capeval.metrics.base import Batch, Metric
+
+MEAN_METRICS = frozenset({"rouge_l", "bertscore", "capture", "clair", "mllm_judge"})
+
+
+class ShardingError(CapevalError):
+    """A metric can't be split over shards."""
+
+
+def shard_rule(metric: Metric) -> str:
+    """How a metric is split over shards: ``bleu``, ``meteor``, ``cider`` or ``mean`` (else a clear error)."""
+    name = metric.name
+    if name in ("bleu", "meteor", "cider"):
+        return name
+    if name == "bertscore" and getattr(metric, "idf", False):
+        raise ShardingError("metric bertscore with bertscore_idf=yes takes idf weights from every reference of "
+                            "the run; the Ray engine can't shard it yet: run it with --engine local")
+    if name in MEAN_METRICS:
+        return "mean"
+    raise ShardingError(f"metric {name!r} can't be sharded by the Ray engine (its per-sample values depend on "
+                        "other samples or captioners); run it with --engine local")
+
+
+@dataclass
+class Shard:
+    """The inputs of one shard: aligned, normalised captions of its samples."""
+
+    index: int
+    references: dict[str, list[str]]
+    candidates: dict[str, dict[str, str]]
+    images: dict[str, str] = field(default_factory=dict)
+
+    def dataset(self) -> Dataset:
+        """The shard as a :class:`Dataset` (already validated by the driver)."""
+        return Dataset(references=self.references, candidates=self.candidates, images=self.images)
+
+
+def split(dataset: Dataset, n_shards: int) -> list[Shard]:
+    """``n_shards`` contiguous ranges of the dataset's samples (reference order), none empty."""
+    ids = dataset.sample_ids
+    n_shards = max(1, min(n_shards, len(ids)))
+    bounds = np.linspace(0, len(ids), n_shards + 1).round().astype(int)
+    shards = []
+    for k in range(n_shards):
+        part = ids[bounds[k]:bounds[k + 1]]
+        cands = {cap: {i: c[i] for i in part if i in c} for cap, c in dataset.candidates.items()}
+        images = {i: dataset.images[i] for i in part if i in dataset.images}
+        shards.append(Shard(k, {i: dataset.references[i] for i in part}, cands, images))
+    return shards
+
+
+@dataclass
+class Piece:
+    """One (metric, captioner, seed) of one shard: per-sample values and what the corpus score needs."""
+
+    values: dict[str, np.ndarray]
+    failures: dict[str, int] = field(default_factory=dict)
+    details: dict[str, list[str | None]] = field(default_factory=dict)
+    usage: dict[str, float] = field(default_factory=dict)
+    stats: np.ndarray | None = None  # bleu / meteor sufficient statistics, one row per sample
+
+
+class _GlobalDfCider:
+    """pycocoevalcap's CiderScorer with document frequencies and corpus size given from outside."""
+
+    def __new__(cls, df: dict, n_docs: int):
+        from pycocoevalcap.cider.cider_scorer import CiderScorer
+
+        class Scorer(CiderScorer):
+            @property
+            def ref_len(self) -> float:  # compute_cider assigns log(len(crefs)); the whole set's is used
+                return self._log_docs
+
+            @ref_len.setter
+            def ref_len(self, value: Any) -> None:
+                pass
+
+        scorer = Scorer(n=4, sigma=6.0)
+        scorer._log_docs = np.log(float(n_docs))
+        scorer.document_frequency = defaultdict(float, df)
+        return scorer
+
+
+def cider_doc_counts(refs_tokens: list[list[str]]) -> Counter:
+    """Per-ngram number of samples whose references contain it (pycocoevalcap's ``compute_doc_freq``)."""
+    from pycocoevalcap.cider.cider_scorer import cook_refs
+
+    counts: Counter = Counter()
+    for refs in refs_tokens:
+        counts.update({ng for ref in cook_refs(refs) for ng in ref})
+    return counts
+
+
+def cider_values(cands: list[str], refs: list[list[str]], df: dict, n_docs: int) -> np.ndarray:
+    """Per-sample CIDEr-D of tokenised captions under given document frequencies."""
+    scorer = _GlobalDfCider(df, n_docs)
+    for c, r in zip(cands, refs, strict=True):
+        scorer += (c, r)
+    return np.asarray(scorer.compute_cider(), dtype=float)
+
+
+class ShardWorker:
+    """Scores shards with every metric of a run; metrics are built and set up once per worker."""
+
+    def __init__(self, metric_names: list[str], options: dict[str, Any], seeds: int,
+                 shared: dict[str, Any] | None = None) -> None:
+        from capeval.api import build_metrics
+
+        self.options = dict(options)
+        self.seeds = seeds
+        self.metrics = build_metrics(metric_names, self.options)
+        self.rules = {m.name: shard_rule(m) for m in self.metrics}
+        self.shared = dict(shared or {})
+        self._ready = False
+        self._meteor: Any = None
+        self._cider_tokens: dict[int, dict[str, tuple[list[str], list[list[str]]]]] = {}
+
+    def _setup(self, context: Any) -> None:
+        for metric in self.metrics:
+            if self.rules[metric.name] == "meteor":
+                from capeval.stats.meteor import MeteorStatsProcess
+
+                self._meteor = MeteorStatsProcess()
+                self._meteor.start()
+            elif self.rules[metric.name] != "cider" and metric.name != "bleu":
+                metric.setup(context)
+        self._ready = True
+
+    def run(self, shard: Shard) -> dict[str, Any]:
+        """First pass over a shard: ``{"pieces": {(metric, cap, seed): Piece}, "cider_df": {cap: Counter},
+        "cider_docs": {cap: n}}``."""
+        from capeval.context import RunContext
+
+        dataset = shard.dataset()
+        context = RunContext(dataset, self.options)
+        context.shared = self.shared  # one dict per worker: models and clients are loaded once
+        if not self._ready:
+            self._setup(context)
+        else:
+            for metric in self.metrics:  # per-shard preparation (e.g. BERTScore encodes the shard's sentences)
+                if self.rules[metric.name] == "mean":
+                    metric.setup(context)
+        pieces: dict[tuple[str, str, int], Piece] = {}
+        out: dict[str, Any] = {"pieces": pieces, "cider_df": {}, "cider_docs": {}}
+        batches = {}
+        for cap in dataset.captioners:
+            ids = dataset.ids_for(cap)
+            batches[cap] = Batch(cap, ids, [dataset.candidates[cap][i] for i in ids],
+                                 [dataset.references[i] for i in ids], [dataset.images.get(i) for i in ids])
+        tok: dict[str, str] | None = None
+        for metric in self.metrics:
+            rule = self.rules[metric.name]
+            if rule in ("bleu", "meteor", "cider") and tok is None:
+                tok = context.tokenized("ptb")
+            for cap, batch in batches.items():
+                if not len(batch):
+                    continue
+                if rule in ("bleu", "meteor", "cider"):
+                    assert tok is not None
+                    cands = [tok[c] for c in batch.candidates]
+                    refs = [[tok[r] for r in rr] for rr in batch.references]
+                if rule == "bleu":
+                    from capeval.metrics.coco import Bleu
+
+                    result = metric.score(batch, context)
+                    pieces[(metric.name, cap, 0)] = Piece(
+                        {k: np.asarray(v, dtype=float) for k, v in result.per_sample.items()},
+                        stats=Bleu.sufficient_statistics(cands, refs))
+                elif rule == "meteor":
+                    from capeval.stats.meteor import aggregable
+
+                    stats = self._meteor.statistics(cands, refs)
+                    per_sample, _ = self._meteor.evaluate(stats)
+                    pieces[(metric.name, cap, 0)] = Piece({"meteor": np.asarray(per_sample, dtype=float)},
+                                                          stats=aggregable(stats))
+                elif rule == "cider":
+                    out["cider_df"][cap] = cider_doc_counts(refs)
+                    out["cider_docs"][cap] = len(refs)
+                    self._cider_tokens.setdefault(shard.index, {})[cap] = (cands, refs)
+                else:
+                    for seed in range(self.seeds) if metric.stochastic else (0,):
+                        result = metric.score(batch, context, seed=seed)
+                        pieces[(metric.name, cap, seed)] = Piece(
+                            {k: np.asarray(v, dtype=float) for k, v in result.per_sample.items()},
+                            dict(result.failures), dict(result.details), dict(result.usage))
+        return out
+
+    def cider(self, shard_index: int, df: dict[str, dict], docs: dict[str, int]) -> dict[str, np.ndarray]:
+        """Second pass: per-sample CIDEr-D of a shard seen by :meth:`run`, under the whole run's frequencies."""
+        tokens = self._cider_tokens.pop(shard_index, {})
+        return {cap: cider_values(cands, refs, df[cap], docs[cap]) for cap, (cands, refs) in tokens.items()}
+
+    def close(self) -> None:
+        """Close every metric and the METEOR JVM."""
+        for metric in self.metrics:
+            metric.close()
+        if self._meteor is not None:
+            self._meteor.close()
+            self._meteor = None
+
+
+def corpus_value(rule: str, key: str, values: np.ndarray, stats: np.ndarray | None,
+                 reference_corpus: float | None = None) -> float:
+    """The corpus score of joined shards for one output."""
+    if rule == "bleu":
+        from capeval.metrics.coco import corpus_bleu_from_stats
+
+        assert stats is not None
+        n = int(key.rsplit("_", 1)[1])
+        return float(corpus_bleu_from_stats(stats, n=4)[n - 1])
+    if rule == "meteor":
+        from capeval.stats.meteor import meteor_from_totals
+
+        assert stats is not None
+        return float(meteor_from_totals(stats.sum(axis=0))[0])
+    if not len(values):
+        return float("nan")
+    finite = values[np.isfinite(values)]
+    if rule == "cider" or len(finite) == len(values):
+        return float(np.mean(values))
+    return float(np.mean(finite)) if len(finite) else float("nan")
+
+
+def merge_counts(parts: list[Counter]) -> dict:
+    """Sum document counts of several shards (as floats, like pycocoevalcap's defaultdict(float))."""
+    total: Counter = Counter()
+    for p in parts:
+        total.update(p)
+    return {k: float(v) for k, v in total.items()}
+
