@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
+# ../shared beside the checkout (CI, /work/main); a git worktree under wt/ finds it one level further up
+SHARED_DATA = next((p / "shared" / "data" for p in (REPO.parent, REPO.parent.parent) if (p / "shared").is_dir()),
+                   REPO.parent / "shared" / "data")
 
 
 @pytest.fixture(scope="session")

@@ -19,6 +19,7 @@ import importlib.util
 import logging
 import os
 import secrets
+import sys
 from dataclasses import dataclass
 
 from capeval.errors import CapevalError
@@ -69,16 +70,19 @@ def start_ray(address: str | None = None, num_cpus: int | None = None) -> RaySes
     """
     if not ray_available():
         raise EngineError("--engine ray needs Ray: pip install 'capeval[ray]'")
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    if address is None and not ("ray" in sys.modules and sys.modules["ray"].is_initialized()):
+        # before Ray is imported: it reads its authentication mode and node address rules at import time
+        os.environ.update(local_environment())
     import ray
 
     if ray.is_initialized():
         return RaySession(ray.get_runtime_context().gcs_address, False, ray.cluster_resources().get("CPU", 0))
-    address = address or os.environ.get("RAY_ADDRESS") or None
-    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
-    kwargs = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
+    kwargs = {"include_dashboard": False, "log_to_driver": False}
     try:
         if address is None:
-            os.environ.update(local_environment())
+            _refresh_imported_ray()
             ray.init(address="local", num_cpus=num_cpus or os.cpu_count() or 1, **kwargs)
         else:
             ray.init(address=address, **kwargs)
@@ -94,6 +98,15 @@ def start_ray(address: str | None = None, num_cpus: int | None = None) -> RaySes
     log.info("capeval: Ray %s at %s (%g CPUs)", "started" if address is None else "joined", session.address,
              session.num_cpus)
     return session
+
+
+def _refresh_imported_ray() -> None:
+    """When Ray was imported before :func:`local_environment` was set: make it see the new settings."""
+    from ray._private import ray_constants
+    from ray._raylet import Config
+
+    ray_constants.ENABLE_RAY_CLUSTER = False  # loopback node address
+    Config.initialize("")  # re-read RAY_AUTH_MODE, as Ray itself does when it turns token mode on
 
 
 def stop_ray(session: RaySession) -> None:
