@@ -1,0 +1,90 @@
+"""--engine ray equals the local engine, per sample and per corpus, on THumB's five captioners (a local Ray)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import capeval
+from capeval.engine.shards import ShardingError, shard_rule, split
+from capeval.io.align import Dataset
+from capeval.judges.faultserver import FaultServer
+from capeval.registry import get_metric_class
+
+pytest.importorskip("ray")
+
+METRICS = ["bleu", "meteor", "rouge_l", "cider", "bertscore", "capture", "clair"]
+N_IMAGES = int(os.environ.get("CAPEVAL_RAY_TEST_IMAGES", "500"))
+
+
+def _options(server: FaultServer, cache) -> dict:
+    return {"bertscore_model": "all-MiniLM-L6-v2", "capture_parser": "spacy", "capture_encoder": "minilm",
+            "judge_base_url": server.base_url, "judge_model": "fake-judge", "judge_cache": str(cache)}
+
+
+def _long(results) -> pd.DataFrame:
+    return results.samples.set_index(["captioner", "sample_id", "metric", "seed"])["value"]
+
+
+@pytest.mark.slow
+@pytest.mark.java
+def test_ray_two_workers_equal_local_on_thumb(thumb, tmp_path):
+    refs, systems = thumb
+    ids = list(refs)[:N_IMAGES]
+    refs = {i: refs[i] for i in ids}
+    systems = {name: {i: c[i] for i in ids if i in c} for name, c in systems.items()}
+    assert len(systems) == 5
+    with FaultServer() as server:
+        local = capeval.evaluate(refs, systems, METRICS, options=_options(server, tmp_path / "local.sqlite"))
+        local_calls = server.state.completed
+        ray_run = capeval.evaluate(refs, systems, METRICS, options=_options(server, tmp_path / "ray.sqlite"),
+                                   engine="ray", workers=2)
+        ray_calls = server.state.completed - local_calls
+    a, b = _long(local), _long(ray_run)
+    assert list(a.index) == list(b.index)  # same rows in the same order
+    assert (np.isnan(a.to_numpy()) == np.isnan(b.to_numpy())).all()
+    diff = np.nan_to_num(np.abs(a.to_numpy() - b.to_numpy()))
+    worst = a.index[int(diff.argmax())]
+    assert diff.max() <= 1e-12, f"per-sample difference {diff.max():.3g} at {worst}"
+    ca = local.corpus.set_index(["captioner", "metric", "seed"])["value"]
+    cb = ray_run.corpus.set_index(["captioner", "metric", "seed"])["value"]
+    assert list(ca.index) == list(cb.index)
+    assert np.abs(ca.to_numpy() - cb.to_numpy()).max() <= 1e-12
+    assert set(a.index.get_level_values("metric")) >= {"bleu_4", "meteor", "cider", "bertscore_f", "capture", "clair"}
+    # the judge was really asked by the Ray workers (fresh cache), once per judgment
+    n_judgments = sum(len(c) for c in systems.values())
+    assert ray_calls == local_calls == n_judgments
+    assert ray_run.usage["clair"]["judge_calls"] == n_judgments
+    assert local.signatures == ray_run.signatures
+    # the run directory: same files, the engine only in the manifest
+    local.write(tmp_path / "run_local")
+    ray_run.write(tmp_path / "run_ray")
+    m_local = json.loads((tmp_path / "run_local" / "manifest.json").read_text())
+    m_ray = json.loads((tmp_path / "run_ray" / "manifest.json").read_text())
+    assert m_local["engine"] == {"name": "local", "workers": 1}
+    assert m_ray["engine"]["name"] == "ray" and m_ray["engine"]["workers"] == 2
+    assert m_local["signatures"] == m_ray["signatures"]
+    assert sorted(p.name for p in (tmp_path / "run_local").iterdir()) == \
+        sorted(p.name for p in (tmp_path / "run_ray").iterdir())
+
+
+def test_split_keeps_order_and_covers_every_sample():
+    refs = {str(i): [f"ref {i}"] for i in range(10)}
+    data = Dataset(refs, {"a": {str(i): "x" for i in range(10)}, "b": {str(i): "y" for i in range(0, 10, 3)}})
+    shards = split(data, 3)
+    assert [list(s.references) for s in shards] == [["0", "1", "2"], ["3", "4", "5", "6"], ["7", "8", "9"]]
+    assert [i for s in shards for i in s.candidates["b"]] == ["0", "3", "6", "9"]
+    assert len(split(data, 50)) == 10
+
+
+def test_metrics_that_cannot_be_sharded_are_refused():
+    pairwise = get_metric_class("pairwise").from_options({})
+    with pytest.raises(ShardingError, match="pairwise.*--engine local"):
+        shard_rule(pairwise)
+    idf = get_metric_class("bertscore").from_options({"bertscore_model": "all-MiniLM-L6-v2", "bertscore_idf": True})
+    with pytest.raises(ShardingError, match="bertscore_idf"):
+        shard_rule(idf)
