@@ -45,6 +45,7 @@ COMMAND_MODULES = [
     "capeval.cli.proxyqa_cmd",
     "capeval.cli.baseline_cmd",
     "capeval.cli.metaeval_cmd",
+    "capeval.cli.annotate_cmd",
 ]
 
 
