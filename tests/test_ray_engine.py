@@ -18,7 +18,7 @@ from capeval.registry import get_metric_class
 pytest.importorskip("ray")
 
 METRICS = ["bleu", "meteor", "rouge_l", "cider", "bertscore", "capture", "clair"]
-N_IMAGES = int(os.environ.get("CAPEVAL_RAY_TEST_IMAGES", "500"))
+N_IMAGES = int(os.environ.get("CAPEVAL_RAY_TEST_IMAGES", "120"))  # 500: every THumB image
 
 
 def _options(server: FaultServer, cache) -> dict:
@@ -47,9 +47,9 @@ def test_ray_two_workers_equal_local_on_thumb(thumb, tmp_path):
     a, b = _long(local), _long(ray_run)
     assert list(a.index) == list(b.index)  # same rows in the same order
     assert (np.isnan(a.to_numpy()) == np.isnan(b.to_numpy())).all()
-    diff = np.nan_to_num(np.abs(a.to_numpy() - b.to_numpy()))
-    worst = a.index[int(diff.argmax())]
-    assert diff.max() <= 1e-12, f"per-sample difference {diff.max():.3g} at {worst}"
+    diff = pd.Series(np.nan_to_num(np.abs(a.to_numpy() - b.to_numpy())), index=a.index)
+    by_metric = diff.groupby(level="metric").max()
+    assert by_metric.max() <= 1e-12, f"per-sample differences by output: {by_metric[by_metric > 0].to_dict()}"
     ca = local.corpus.set_index(["captioner", "metric", "seed"])["value"]
     cb = ray_run.corpus.set_index(["captioner", "metric", "seed"])["value"]
     assert list(ca.index) == list(cb.index)
@@ -85,6 +85,5 @@ def test_metrics_that_cannot_be_sharded_are_refused():
     pairwise = get_metric_class("pairwise").from_options({})
     with pytest.raises(ShardingError, match="pairwise.*--engine local"):
         shard_rule(pairwise)
-    idf = get_metric_class("bertscore").from_options({"bertscore_model": "all-MiniLM-L6-v2", "bertscore_idf": True})
-    with pytest.raises(ShardingError, match="bertscore_idf"):
-        shard_rule(idf)
+    assert shard_rule(get_metric_class("bertscore").from_options({"bertscore_model": "all-MiniLM-L6-v2"})) == "whole"
+    assert shard_rule(get_metric_class("cider").from_options({})) == "cider"

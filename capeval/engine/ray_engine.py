@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from capeval.engine.ray_setup import EngineError, start_ray, stop_ray
-from capeval.engine.shards import Piece, corpus_value, merge_counts, shard_rule, split
+from capeval.engine.shards import Piece, Shard, corpus_value, merge_counts, shard_rule, split
 from capeval.errors import CapevalError
 from capeval.io.align import Dataset
 from capeval.metrics.base import Metric, MetricOutput
@@ -39,6 +39,7 @@ class ShardedScores:
     shards: int
     address: str
     engine: dict[str, Any] = field(default_factory=dict)
+    worker_peak_rss: list[int] = field(default_factory=list)  # bytes, per worker (not part of the run)
 
 
 def _worker_options(options: dict[str, Any]) -> dict[str, Any]:
@@ -115,7 +116,14 @@ def score_on_ray(dataset: Dataset, metrics: list[Metric], seeds: int, options: d
         actors = [worker_cls.remote(names, wopts, seeds, shared) for _ in range(n_workers)]
         log.info("capeval: %d samples in %d shard(s) on %d Ray worker(s)", n_samples, len(shards), n_workers)
         owner = [k % n_workers for k in range(len(shards))]
-        firsts = _get(ray, [actors[owner[k]].run.remote(s) for k, s in enumerate(shards)])
+        # whole-run metrics first, each on its own worker (the longest tasks start first), then the shards
+        whole = [m.name for m in metrics if shard_rule(m) == "whole"]
+        everything = Shard(-1, dataset.references, dataset.candidates, dataset.images)
+        whole_refs = [actors[j % n_workers].run.remote(everything, [name]) for j, name in enumerate(whole)]
+        shard_refs = [actors[owner[k]].run.remote(s) for k, s in enumerate(shards)]
+        firsts = _get(ray, shard_refs)
+        for name, out in zip(whole, _get(ray, whole_refs), strict=True):
+            firsts[0]["pieces"].update({key: p for key, p in out["pieces"].items() if key[0] == name})
         cider_values: dict[str, list[dict[str, np.ndarray]]] = {}
         cider = [m for m in metrics if shard_rule(m) == "cider"]
         if cider:
@@ -126,8 +134,10 @@ def score_on_ray(dataset: Dataset, metrics: list[Metric], seeds: int, options: d
             seconds = _get(ray, [actors[owner[k]].cider.remote(k, df_ref, docs) for k in range(len(shards))])
             cider_values[cider[0].name] = seconds
         outputs = _join(dataset, metrics, seeds, firsts, cider_values)
+        peaks = _get(ray, [a.peak_rss.remote() for a in actors])
+        log.info("capeval: Ray workers' peak RSS %s MB", [round(p / 2**20) for p in peaks])
         return ShardedScores(outputs, n_workers, len(shards), session.address,
-                             {"name": "ray", "workers": n_workers, "shards": len(shards)})
+                             {"name": "ray", "workers": n_workers, "shards": len(shards)}, worker_peak_rss=peaks)
     finally:
         for actor in [*actors, *([cache_actor] if cache_actor is not None else [])]:
             with contextlib.suppress(Exception):  # a dead worker has nothing left to close

@@ -5,8 +5,12 @@ them. A :class:`ShardWorker` (one per Ray worker; plain Python, testable without
 a shard with the run's own metric classes, set up once per worker (models loaded once, one METEOR JVM), and
 returns per-sample values plus what the corpus score needs:
 
-* ``mean`` metrics (ROUGE-L, BERTScore without idf, CAPTURE, judges): per-sample values; the corpus score
-  is the mean of the joined values (NaN left out where the metric leaves them out).
+* ``mean`` metrics (ROUGE-L, judges): per-sample values; the corpus score is the mean of the joined values
+  (NaN left out where the metric leaves them out).
+* ``whole`` metrics (BERTScore, CAPTURE): one worker scores the whole run, as the local engine does. Their
+  float32 encoders give results that depend on the shapes of the batches a sentence is encoded and matched in
+  (measured: up to 3e-7 for BERTScore, 7e-8 for CAPTURE between a whole run and two halves), so sharding
+  them would move scores; each runs on its own worker, in parallel with the sharded metrics.
 * ``bleu``: per-sample BLEU and the sufficient statistics (pycocoevalcap's closest reference length); corpus
   BLEU from their sums (:func:`capeval.metrics.coco.corpus_bleu_from_stats`).
 * ``meteor``: the 23 segment statistics from the worker's JVM; per-sample scores are the JVM's own; the
@@ -16,7 +20,7 @@ returns per-sample values plus what the corpus score needs:
   the second scores the shard's samples with pycocoevalcap's own CIDEr-D arithmetic under those totals.
 
 A metric whose per-sample value depends on other samples in a way not listed here (pairwise comparison
-against another captioner, proxy QA's ratio, BERTScore with idf weights) is refused with a one-line error.
+against another captioner, proxy QA's ratio) is refused with a one-line error.
 """
 
 from __future__ import annotations
@@ -31,7 +35,8 @@ from capeval.errors import CapevalError
 from capeval.io.align import Dataset
 from capeval.metrics.base import Batch, Metric
 
-MEAN_METRICS = frozenset({"rouge_l", "bertscore", "capture", "clair", "mllm_judge"})
+MEAN_METRICS = frozenset({"rouge_l", "clair", "mllm_judge"})
+WHOLE_METRICS = frozenset({"bertscore", "capture"})
 
 
 class ShardingError(CapevalError):
@@ -39,13 +44,12 @@ class ShardingError(CapevalError):
 
 
 def shard_rule(metric: Metric) -> str:
-    """How a metric is split over shards: ``bleu``, ``meteor``, ``cider`` or ``mean`` (else a clear error)."""
+    """How a metric is split: ``bleu``, ``meteor``, ``cider``, ``mean`` or ``whole`` (else a clear error)."""
     name = metric.name
     if name in ("bleu", "meteor", "cider"):
         return name
-    if name == "bertscore" and getattr(metric, "idf", False):
-        raise ShardingError("metric bertscore with bertscore_idf=yes takes idf weights from every reference of "
-                            "the run; the Ray engine can't shard it yet: run it with --engine local")
+    if name in WHOLE_METRICS:
+        return "whole"
     if name in MEAN_METRICS:
         return "mean"
     raise ShardingError(f"metric {name!r} can't be sharded by the Ray engine (its per-sample values depend on "
@@ -142,35 +146,36 @@ class ShardWorker:
         self.metrics = build_metrics(metric_names, self.options)
         self.rules = {m.name: shard_rule(m) for m in self.metrics}
         self.shared = dict(shared or {})
-        self._ready = False
+        self._set_up: set[str] = set()
         self._meteor: Any = None
         self._cider_tokens: dict[int, dict[str, tuple[list[str], list[list[str]]]]] = {}
 
-    def _setup(self, context: Any) -> None:
-        for metric in self.metrics:
-            if self.rules[metric.name] == "meteor":
-                from capeval.stats.meteor import MeteorStatsProcess
+    def _setup(self, metric: Metric, context: Any) -> None:
+        """Set a metric up the first time this worker uses it (a model loads once per worker)."""
+        if metric.name in self._set_up:
+            return
+        if self.rules[metric.name] == "meteor":
+            from capeval.stats.meteor import MeteorStatsProcess
 
-                self._meteor = MeteorStatsProcess()
-                self._meteor.start()
-            elif self.rules[metric.name] != "cider" and metric.name != "bleu":
-                metric.setup(context)
-        self._ready = True
+            self._meteor = MeteorStatsProcess()
+            self._meteor.start()
+        elif self.rules[metric.name] in ("mean", "whole"):
+            metric.setup(context)
+        self._set_up.add(metric.name)
 
-    def run(self, shard: Shard) -> dict[str, Any]:
-        """First pass over a shard: ``{"pieces": {(metric, cap, seed): Piece}, "cider_df": {cap: Counter},
-        "cider_docs": {cap: n}}``."""
+    def run(self, shard: Shard, names: list[str] | None = None) -> dict[str, Any]:
+        """First pass over a shard for the metrics ``names`` (default: every metric that is not ``whole``):
+        ``{"pieces": {(metric, cap, seed): Piece}, "cider_df": {cap: Counter}, "cider_docs": {cap: n}}``."""
         from capeval.context import RunContext
 
         dataset = shard.dataset()
         context = RunContext(dataset, self.options)
         context.shared = self.shared  # one dict per worker: models and clients are loaded once
-        if not self._ready:
-            self._setup(context)
-        else:
-            for metric in self.metrics:  # per-shard preparation (e.g. BERTScore encodes the shard's sentences)
-                if self.rules[metric.name] == "mean":
-                    metric.setup(context)
+        if names is None:
+            names = [m.name for m in self.metrics if self.rules[m.name] != "whole"]
+        metrics = [m for m in self.metrics if m.name in names]
+        for metric in metrics:
+            self._setup(metric, context)
         pieces: dict[tuple[str, str, int], Piece] = {}
         out: dict[str, Any] = {"pieces": pieces, "cider_df": {}, "cider_docs": {}}
         batches = {}
@@ -179,7 +184,7 @@ class ShardWorker:
             batches[cap] = Batch(cap, ids, [dataset.candidates[cap][i] for i in ids],
                                  [dataset.references[i] for i in ids], [dataset.images.get(i) for i in ids])
         tok: dict[str, str] | None = None
-        for metric in self.metrics:
+        for metric in metrics:
             rule = self.rules[metric.name]
             if rule in ("bleu", "meteor", "cider") and tok is None:
                 tok = context.tokenized("ptb")
@@ -220,6 +225,12 @@ class ShardWorker:
         """Second pass: per-sample CIDEr-D of a shard seen by :meth:`run`, under the whole run's frequencies."""
         tokens = self._cider_tokens.pop(shard_index, {})
         return {cap: cider_values(cands, refs, df[cap], docs[cap]) for cap, (cands, refs) in tokens.items()}
+
+    def peak_rss(self) -> int:
+        """This worker process's peak resident memory in bytes (for benchmarks)."""
+        import resource
+
+        return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
 
     def close(self) -> None:
         """Close every metric and the METEOR JVM."""
