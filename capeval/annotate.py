@@ -114,7 +114,7 @@ class _LocalRunner:
     def map(self, shards: Iterator[Shard], cider: tuple[dict, int] | None) -> Iterator[tuple[dict, dict | None]]:
         for shard in shards:
             first = self.worker.run(shard, self.names)  # every metric per chunk
-            second = self.worker.cider(shard.index, {CAPTIONER: cider[0]}, {CAPTIONER: cider[1]}) if cider else None
+            second = self.worker.cider(shard, {CAPTIONER: cider[0]}, {CAPTIONER: cider[1]}) if cider else None
             yield first, second
 
     def close(self) -> None:
@@ -132,7 +132,9 @@ class _RayRunner:
 
         self.ray = ray
         self.workers = workers or max(1, int(self.session.num_cpus))
-        cls = ray.remote(num_cpus=1)(ShardWorker)
+        from capeval.engine.ray_engine import RESTARTS
+
+        cls = ray.remote(num_cpus=1, max_restarts=RESTARTS, max_task_retries=RESTARTS)(ShardWorker)
         self.actors = [cls.remote(names, _worker_options(options), 1) for _ in range(self.workers)]
         self.names = list(names)
 
@@ -144,8 +146,9 @@ class _RayRunner:
         window: list[tuple[Any, Any]] = []
         for shard in shards:  # at most two chunks per worker in flight: memory stays bounded
             actor = self.actors[shard.index % self.workers]
-            first = actor.run.remote(shard, self.names)  # every metric per chunk
-            second = actor.cider.remote(shard.index, df_ref, {CAPTIONER: cider[1]}) if cider else None
+            stored = ray.put(shard)
+            first = actor.run.remote(stored, self.names)  # every metric per chunk
+            second = actor.cider.remote(stored, df_ref, {CAPTIONER: cider[1]}) if cider else None
             window.append((first, second))
             if len(window) >= 2 * self.workers:
                 f, s = window.pop(0)

@@ -87,3 +87,43 @@ def test_metrics_that_cannot_be_sharded_are_refused():
         shard_rule(pairwise)
     assert shard_rule(get_metric_class("bertscore").from_options({"bertscore_model": "all-MiniLM-L6-v2"})) == "whole"
     assert shard_rule(get_metric_class("cider").from_options({})) == "cider"
+
+
+@pytest.mark.java
+def test_shard_workers_without_ray_equal_one_run(thumb):
+    """The shard arithmetic alone (no Ray): two shards joined equal one local run, bit for bit."""
+    from capeval.api import build_metrics
+    from capeval.engine.ray_engine import _join
+    from capeval.engine.shards import ShardWorker, merge_counts
+
+    refs, systems = thumb
+    ids = list(refs)[:90]
+    refs = {i: refs[i] for i in ids}
+    systems = {name: {i: c[i] for i in ids[k:]} for k, (name, c) in enumerate(list(systems.items())[:2])}
+    names = ["bleu", "rouge_l", "cider"]
+    local = capeval.evaluate(refs, systems, names)
+    data = capeval.api.align(*_caption_files(refs, systems))
+    shards = split(data, 3)
+    worker = ShardWorker(names, {}, 1)
+    firsts = [worker.run(s) for s in shards]
+    df = {cap: merge_counts([f["cider_df"][cap] for f in firsts if cap in f["cider_df"]]) for cap in systems}
+    docs = {cap: sum(f["cider_docs"].get(cap, 0) for f in firsts) for cap in systems}
+    worker._cider_tokens.pop(1)  # as if the worker had been restarted between the passes
+    seconds = [worker.cider(s, df, docs) for s in shards]
+    worker.close()
+    outputs = _join(data, build_metrics(names, {}), 1, firsts, {"cider": seconds})
+    for (metric, cap, _seed), out in outputs.items():
+        ids_cap = data.ids_for(cap)
+        for key, values in out.per_sample.items():
+            want = local.samples.query("captioner == @cap and metric == @key").set_index("sample_id")["value"]
+            assert np.array_equal(values, want.loc[ids_cap].to_numpy()), (metric, cap, key)
+            corpus = local.corpus.query("captioner == @cap and metric == @key")["value"].item()
+            assert abs(out.corpus[key] - corpus) <= 1e-12, (cap, key)
+
+
+def _caption_files(refs, systems):
+    from capeval.io.readers import CaptionFile
+
+    return (CaptionFile("<refs>", refs, "untyped"),
+            {name: CaptionFile(f"<{name}>", {i: [c] for i, c in caps.items()}, "untyped")
+             for name, caps in systems.items()})

@@ -28,6 +28,7 @@ from capeval.metrics.base import Metric, MetricOutput
 log = logging.getLogger("capeval")
 
 SHARD_SAMPLES = 25_000
+RESTARTS = 3
 
 
 @dataclass
@@ -110,7 +111,9 @@ def score_on_ray(dataset: Dataset, metrics: list[Metric], seeds: int, options: d
             shared["judge_cache"] = RemoteCache(cache_actor, path)
         from capeval.engine.shards import ShardWorker
 
-        worker_cls = ray.remote(num_cpus=1)(ShardWorker)
+        # a worker that dies (OOM, SIGKILL, a lost node) is restarted and its task run again; judge calls it had
+        # completed are in the cache by then, so nothing paid for is asked twice
+        worker_cls = ray.remote(num_cpus=1, max_restarts=RESTARTS, max_task_retries=RESTARTS)(ShardWorker)
         names = [m.name for m in metrics]
         wopts = _worker_options(options)
         actors = [worker_cls.remote(names, wopts, seeds, shared) for _ in range(n_workers)]
@@ -120,7 +123,8 @@ def score_on_ray(dataset: Dataset, metrics: list[Metric], seeds: int, options: d
         whole = [m.name for m in metrics if shard_rule(m) == "whole"]
         everything = Shard(-1, dataset.references, dataset.candidates, dataset.images)
         whole_refs = [actors[j % n_workers].run.remote(everything, [name]) for j, name in enumerate(whole)]
-        shard_refs = [actors[owner[k]].run.remote(s) for k, s in enumerate(shards)]
+        stored = [ray.put(s) for s in shards]  # sent once, read by both passes
+        shard_refs = [actors[owner[k]].run.remote(stored[k]) for k in range(len(shards))]
         firsts = _get(ray, shard_refs)
         for name, out in zip(whole, _get(ray, whole_refs), strict=True):
             firsts[0]["pieces"].update({key: p for key, p in out["pieces"].items() if key[0] == name})
@@ -131,7 +135,7 @@ def score_on_ray(dataset: Dataset, metrics: list[Metric], seeds: int, options: d
             df = {cap: merge_counts([f["cider_df"][cap] for f in firsts if cap in f["cider_df"]]) for cap in caps}
             docs = {cap: sum(f["cider_docs"].get(cap, 0) for f in firsts) for cap in caps}
             df_ref = ray.put(df)
-            seconds = _get(ray, [actors[owner[k]].cider.remote(k, df_ref, docs) for k in range(len(shards))])
+            seconds = _get(ray, [actors[owner[k]].cider.remote(stored[k], df_ref, docs) for k in range(len(shards))])
             cider_values[cider[0].name] = seconds
         outputs = _join(dataset, metrics, seeds, firsts, cider_values)
         peaks = _get(ray, [a.peak_rss.remote() for a in actors])

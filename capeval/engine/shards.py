@@ -221,9 +221,21 @@ class ShardWorker:
                             dict(result.failures), dict(result.details), dict(result.usage))
         return out
 
-    def cider(self, shard_index: int, df: dict[str, dict], docs: dict[str, int]) -> dict[str, np.ndarray]:
-        """Second pass: per-sample CIDEr-D of a shard seen by :meth:`run`, under the whole run's frequencies."""
-        tokens = self._cider_tokens.pop(shard_index, {})
+    def cider(self, shard: Shard, df: dict[str, dict], docs: dict[str, int]) -> dict[str, np.ndarray]:
+        """Second pass: per-sample CIDEr-D of a shard under the whole run's frequencies (the tokens kept by
+        :meth:`run`, or tokenised again when this worker was restarted in between)."""
+        tokens = self._cider_tokens.pop(shard.index, None)
+        if tokens is None:
+            from capeval.context import RunContext
+
+            dataset = shard.dataset()
+            tok = RunContext(dataset, self.options).tokenized("ptb")
+            tokens = {}
+            for cap in dataset.captioners:
+                ids = dataset.ids_for(cap)
+                if ids:
+                    tokens[cap] = ([tok[dataset.candidates[cap][i]] for i in ids],
+                                   [[tok[r] for r in dataset.references[i]] for i in ids])
         return {cap: cider_values(cands, refs, df[cap], docs[cap]) for cap, (cands, refs) in tokens.items()}
 
     def peak_rss(self) -> int:
