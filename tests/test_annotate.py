@@ -104,3 +104,18 @@ def test_annotate_100k_rows_keep_matches_an_independent_count(thumb, tmp_path):
     table = kept.read(columns=["row", "rouge_l"]).to_pandas()
     assert table["row"].is_monotonic_increasing and (table["rouge_l"] >= 0.5).all()
     assert f"100000 rows scored, {expected} written" in proc.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.java
+def test_annotate_on_ray_equals_local(thumb, tmp_path):
+    pytest.importorskip("ray")
+    frame = _rows(thumb, 40).head(120)
+    src = tmp_path / "rows.parquet"
+    frame.to_parquet(src)
+    local = annotate(src, ["bleu", "cider"], tmp_path / "local.parquet", chunk_rows=25, keep="cider>0.3")
+    ray_run = annotate(src, ["bleu", "cider"], tmp_path / "ray.parquet", chunk_rows=25, keep="cider>0.3",
+                       engine="ray", workers=2)
+    assert ray_run.rows_out == local.rows_out and ray_run.chunks == 5
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "local.parquet"),
+                                  pd.read_parquet(tmp_path / "ray.parquet"))

@@ -127,3 +127,83 @@ def _caption_files(refs, systems):
     return (CaptionFile("<refs>", refs, "untyped"),
             {name: CaptionFile(f"<{name}>", {i: [c] for i, c in caps.items()}, "untyped")
              for name, caps in systems.items()})
+
+
+@pytest.mark.slow
+def test_ray_worker_killed_mid_run_completes_without_repeating_calls(thumb, tmp_path):
+    """SIGKILL of a Ray worker while it judges: it is restarted, and the server answers every judgment once."""
+    import signal
+    import threading
+    import time
+
+    refs, systems = thumb
+    ids = list(refs)[:40]
+    refs = {i: refs[i] for i in ids}
+    systems = {name: {i: c[i] for i in ids} for name, c in list(systems.items())[:2]}
+    out: dict = {}
+    with FaultServer(hold_after=30) as server:
+        options = {"judge_base_url": server.base_url, "judge_model": "fake-judge",
+                   "judge_cache": str(tmp_path / "cache.sqlite"), "judge_timeout": 60}
+
+        def run() -> None:
+            try:
+                out["results"] = capeval.evaluate(refs, systems, ["clair"], options=options, engine="ray", workers=2)
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                out["error"] = exc
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        deadline = time.monotonic() + 600
+        while server.state.completed < 30 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        while server.state.requests <= 30 and time.monotonic() < deadline:  # a worker waits on held requests
+            time.sleep(0.1)
+        time.sleep(1.0)
+        victims = _my_ray_workers()
+        assert victims, "no Ray worker process found"
+        os.kill(victims[0], signal.SIGKILL)
+        time.sleep(1.0)
+        server.state.hold_after = None
+        asyncio_release(server)
+        thread.join(600)
+        stats = dict(server.state.completions)
+    assert "error" not in out, out.get("error")
+    values = out["results"].samples["value"]
+    assert len(values) == 2 * len(ids) and values.notna().all()
+    assert all(v == 1 for v in stats.values())  # no judgment answered twice, counted at the server
+
+
+def asyncio_release(server: FaultServer) -> None:
+    """POST /release on an in-process fault server."""
+    import urllib.request
+
+    root = server.base_url.rsplit("/v1", 1)[0]
+    urllib.request.urlopen(urllib.request.Request(root + "/release", method="POST"), timeout=10).read()
+
+
+def _my_ray_workers() -> list[int]:
+    """PIDs of ShardWorker processes descending from this process (the local Ray it started)."""
+    from pathlib import Path
+
+    def parent(pid: int) -> int:
+        try:
+            return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            return 0
+
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmd = (entry / "cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")
+        except OSError:
+            continue
+        if cmd.startswith("ray::ShardWorker"):
+            pid, up = int(entry.name), int(entry.name)
+            while up > 1:
+                up = parent(up)
+                if up == os.getpid():
+                    found.append(pid)
+                    break
+    return found
