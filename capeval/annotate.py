@@ -130,12 +130,17 @@ class _RayRunner:
         self.session = start_ray(address, num_cpus=workers)
         import ray
 
+        from capeval.api import build_metrics
+        from capeval.engine.cache_service import RemoteCache
+        from capeval.engine.ray_engine import RESTARTS, _judge_cache_actor
+
         self.ray = ray
         self.workers = workers or max(1, int(self.session.num_cpus))
-        from capeval.engine.ray_engine import RESTARTS
-
+        made = _judge_cache_actor(ray, build_metrics(names, options), options)  # one cache writer for all
+        self.cache_actor = made[0] if made else None
+        shared = {"judge_cache": RemoteCache(*made)} if made else {}
         cls = ray.remote(num_cpus=1, max_restarts=RESTARTS, max_task_retries=RESTARTS)(ShardWorker)
-        self.actors = [cls.remote(names, _worker_options(options), 1) for _ in range(self.workers)]
+        self.actors = [cls.remote(names, _worker_options(options), 1, shared) for _ in range(self.workers)]
         self.names = list(names)
 
     def map(self, shards: Iterator[Shard], cider: tuple[dict, int] | None) -> Iterator[tuple[dict, dict | None]]:
@@ -161,7 +166,7 @@ class _RayRunner:
 
         from capeval.engine.ray_setup import stop_ray
 
-        for actor in self.actors:
+        for actor in [*self.actors, *([self.cache_actor] if self.cache_actor is not None else [])]:
             with contextlib.suppress(Exception):
                 self.ray.get(actor.close.remote(), timeout=60)
         stop_ray(self.session)
