@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from capeval.engine.ray_setup import EngineError, start_ray, stop_ray
-from capeval.engine.shards import Piece, Shard, corpus_value, merge_counts, shard_rule, split
+from capeval.engine.shards import Piece, Shard, corpus_value, local_torch_threads, merge_counts, shard_rule, split
 from capeval.errors import CapevalError
 from capeval.io.align import Dataset
 from capeval.metrics.base import Metric, MetricOutput
@@ -116,7 +116,8 @@ def score_on_ray(dataset: Dataset, metrics: list[Metric], seeds: int, options: d
         worker_cls = ray.remote(num_cpus=1, max_restarts=RESTARTS, max_task_retries=RESTARTS)(ShardWorker)
         names = [m.name for m in metrics]
         wopts = _worker_options(options)
-        actors = [worker_cls.remote(names, wopts, seeds, shared) for _ in range(n_workers)]
+        threads = local_torch_threads() if any(shard_rule(m) == "whole" for m in metrics) else None
+        actors = [worker_cls.remote(names, wopts, seeds, shared, threads) for _ in range(n_workers)]
         log.info("capeval: %d samples in %d shard(s) on %d Ray worker(s)", n_samples, len(shards), n_workers)
         owner = [k % n_workers for k in range(len(shards))]
         # whole-run metrics first, each on its own worker (the longest tasks start first), then the shards

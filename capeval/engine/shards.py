@@ -10,7 +10,9 @@ returns per-sample values plus what the corpus score needs:
 * ``whole`` metrics (BERTScore, CAPTURE): one worker scores the whole run, as the local engine does. Their
   float32 encoders give results that depend on the shapes of the batches a sentence is encoded and matched in
   (measured: up to 3e-7 for BERTScore, 7e-8 for CAPTURE between a whole run and two halves), so sharding
-  them would move scores; each runs on its own worker, in parallel with the sharded metrics.
+  them would move scores; each runs on its own worker, in parallel with the sharded metrics, with as many
+  torch threads as the local engine would use (the thread count moves them by as much: 1.8e-7 for BERTScore
+  between 1 and 2 threads; Ray gives a one-CPU worker one thread).
 * ``bleu``: per-sample BLEU and the sufficient statistics (pycocoevalcap's closest reference length); corpus
   BLEU from their sums (:func:`capeval.metrics.coco.corpus_bleu_from_stats`).
 * ``meteor``: the 23 segment statistics from the worker's JVM; per-sample scores are the JVM's own; the
@@ -138,7 +140,7 @@ class ShardWorker:
     """Scores shards with every metric of a run; metrics are built and set up once per worker."""
 
     def __init__(self, metric_names: list[str], options: dict[str, Any], seeds: int,
-                 shared: dict[str, Any] | None = None) -> None:
+                 shared: dict[str, Any] | None = None, torch_threads: int | None = None) -> None:
         from capeval.api import build_metrics
 
         self.options = dict(options)
@@ -146,6 +148,7 @@ class ShardWorker:
         self.metrics = build_metrics(metric_names, self.options)
         self.rules = {m.name: shard_rule(m) for m in self.metrics}
         self.shared = dict(shared or {})
+        self.torch_threads = torch_threads
         self._set_up: set[str] = set()
         self._meteor: Any = None
         self._cider_tokens: dict[int, dict[str, tuple[list[str], list[list[str]]]]] = {}
@@ -160,6 +163,10 @@ class ShardWorker:
             self._meteor = MeteorStatsProcess()
             self._meteor.start()
         elif self.rules[metric.name] in ("mean", "whole"):
+            if self.rules[metric.name] == "whole" and self.torch_threads:
+                import torch
+
+                torch.set_num_threads(self.torch_threads)
             metric.setup(context)
         self._set_up.add(metric.name)
 
@@ -251,6 +258,20 @@ class ShardWorker:
         if self._meteor is not None:
             self._meteor.close()
             self._meteor = None
+
+
+def local_torch_threads() -> int | None:
+    """The torch thread count the local engine would use here (None when torch is not installed)."""
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None:
+        return None
+    import torch
+
+    from capeval.metrics.bertscore_model import _limit_torch_threads
+
+    _limit_torch_threads()
+    return int(torch.get_num_threads())
 
 
 def corpus_value(rule: str, key: str, values: np.ndarray, stats: np.ndarray | None,
