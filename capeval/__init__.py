@@ -7,9 +7,8 @@ Example:
     1.0
 """
 
-__version__ = "0.1.0"
-
 from capeval.api import Results, evaluate  # noqa: E402
 from capeval.registry import register_metric  # noqa: E402
+from capeval.version import __version__  # noqa: E402
 
 __all__ = ["Results", "__version__", "evaluate", "register_metric"]

@@ -12,12 +12,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from capeval.aggregation import mean_over_seeds
 from capeval.context import RunContext
 from capeval.errors import InputError, MetricUnavailable
 from capeval.hashing import sha256_file, sha256_json
 from capeval.io.align import Dataset, align
 from capeval.io.readers import CaptionFile, read_candidates, read_references
-from capeval.metrics.base import Batch, Metric, MetricOutput
+from capeval.metrics.base import Batch, Metric, MetricStatistics
 from capeval.progress import Progress
 from capeval.registry import get_metric_class
 
@@ -31,7 +32,7 @@ Candidates = str | Path | CaptionFile | Mapping[Any, str]
 
 def _as_references(refs: References) -> tuple[CaptionFile, dict[str, str]]:
     if isinstance(refs, CaptionFile):
-        return refs, {"path": refs.path}
+        return refs, {"path": refs.path, **({"sha256": refs.sha256} if refs.sha256 else {})}
     if isinstance(refs, (str, Path)):
         return read_references(refs), {"path": str(refs), "sha256": sha256_file(refs)}
     captions: dict[str, list[str]] = {}
@@ -47,7 +48,7 @@ def _as_references(refs: References) -> tuple[CaptionFile, dict[str, str]]:
 
 def _as_candidates(name: str, cands: Candidates) -> tuple[CaptionFile, dict[str, str]]:
     if isinstance(cands, CaptionFile):
-        return cands, {"path": cands.path}
+        return cands, {"path": cands.path, **({"sha256": cands.sha256} if cands.sha256 else {})}
     if isinstance(cands, (str, Path)):
         return read_candidates(cands)[None], {"path": str(cands), "sha256": sha256_file(cands)}
     captions: dict[str, list[str]] = {}
@@ -70,46 +71,77 @@ def _batch(dataset: Dataset, captioner: str) -> Batch:
     )
 
 
-def _collect(metric: Metric, out: MetricOutput, cap: str, ids: list[str], seed: int, sample_frames: list,
-             corpus_rows: list, detail_frames: list, failures: dict, usage: dict) -> None:
-    """Append one scoring step's output to the run's tables (checking its shape)."""
+def _collect(metric: Metric, st: MetricStatistics, cap: str, seed: int, acc: _Accumulator) -> None:
+    """Append one scoring step's statistics, values and corpus values to the run's tables (checking shapes)."""
+    ids = list(st.sample_ids)
+    if len(st.table) != len(ids):
+        raise RuntimeError(f"metric {metric.name} returned {len(st.table)} statistics rows for {len(ids)} samples")
+    corpus = metric.aggregate(st.table)
     for key in metric.outputs:
-        values = np.asarray(out.per_sample[key], dtype=float)
+        values = np.asarray(st.values[key], dtype=float)
         if len(values) != len(ids):
             raise RuntimeError(f"metric {metric.name} returned {len(values)} scores for {len(ids)} samples")
-        sample_frames.append(pd.DataFrame({
+        acc.samples.append(pd.DataFrame({
             "captioner": cap, "sample_id": ids, "metric": key, "seed": seed, "value": values,
         }))
-        corpus_rows.append({"captioner": cap, "metric": key, "seed": seed, "value": float(out.corpus[key])})
-        if out.failures.get(key):
-            failures[cap][key] = failures[cap].get(key, 0) + int(out.failures[key])
-    for key, texts in out.details.items():
-        detail_frames.append(pd.DataFrame({
+        acc.corpus.append({"captioner": cap, "metric": key, "seed": seed, "value": float(corpus[key][0])})
+        if st.failures.get(key):
+            acc.failures[cap][key] = acc.failures[cap].get(key, 0) + int(st.failures[key])
+    table = st.table.reset_index(drop=True).copy()
+    table.insert(0, "sample_id", ids)
+    table.insert(0, "seed", seed)
+    table.insert(0, "captioner", cap)
+    acc.statistics.setdefault(metric.name, []).append(table)
+    for key, texts in st.details.items():
+        acc.details.append(pd.DataFrame({
             "captioner": cap, "sample_id": ids, "metric": key, "seed": seed, "detail": texts,
         }))
-    for k, v in out.usage.items():
-        usage.setdefault(metric.name, {})
-        usage[metric.name][k] = usage[metric.name].get(k, 0) + v
+    for k, v in st.usage.items():
+        acc.usage.setdefault(metric.name, {})
+        acc.usage[metric.name][k] = acc.usage[metric.name].get(k, 0) + v
 
 
-def _metric_info(metric: Metric) -> dict[str, Any]:
+@dataclass
+class _Accumulator:
+    failures: dict[str, dict[str, int]]
+    samples: list[pd.DataFrame] = field(default_factory=list)
+    corpus: list[dict[str, Any]] = field(default_factory=list)
+    details: list[pd.DataFrame] = field(default_factory=list)
+    statistics: dict[str, list[pd.DataFrame]] = field(default_factory=dict)
+    usage: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+def metric_info(metric: Metric) -> dict[str, Any]:
+    """The manifest's description of a metric: outputs, version, aggregation rule and each output's
+    display name, scale and direction."""
     return {
         "outputs": list(metric.outputs), "version": metric.version, "stochastic": metric.stochastic,
-        "corpus_level": metric.corpus_level, "needs": sorted(metric.needs),
+        "corpus_level": metric.corpus_level, "aggregation": metric.aggregation, "needs": sorted(metric.needs),
         "higher_is_better": metric.higher_is_better,
+        "output_info": {key: metric.output_info(key).as_dict() for key in metric.outputs},
     }
 
 
-def build_metrics(names: Sequence[str], options: dict[str, Any]) -> list[Metric]:
-    """Instantiate metrics by name, failing early (with the reason) for any that can't run here."""
-    metrics = []
-    for name in dict.fromkeys(names):
-        cls = get_metric_class(name)
+# Options that command-line flags set whichever metrics run (``--images``, ``--judge-model``, ...).
+FLAG_KEYS = frozenset({"images", "bertscore_model", "bertscore_layer", "judge_model", "judge_base_url",
+                       "judge_template", "judge_concurrency", "cache", "refresh_cache", "run_dir",
+                       "judge_endpoints"})
+
+
+def build_metrics(names: Sequence[str | Metric], options: dict[str, Any]) -> list[Metric]:
+    """Instantiate metrics by name (built metrics pass through), failing early, with the reason, for any that
+    can't run here and for an option key that none of them reads ("did you mean ...")."""
+    from capeval.options import check_option_keys
+
+    classes = []
+    for item in dict.fromkeys(names):
+        cls = type(item) if isinstance(item, Metric) else get_metric_class(item)
         avail = cls.availability()
         if not avail.ok:
-            raise MetricUnavailable(f"metric {name!r} can't run here: {avail.reason}")
-        metrics.append(cls.from_options(options))
-    return metrics
+            raise MetricUnavailable(f"metric {cls.name!r} can't run here: {avail.reason}")
+        classes.append((item, cls))
+    check_option_keys(options, [cls.option_keys() for _, cls in classes], extra=FLAG_KEYS)
+    return [item if isinstance(item, Metric) else cls.from_options(options) for item, cls in classes]
 
 
 @dataclass
@@ -127,7 +159,11 @@ class Results:
     usage: dict[str, dict[str, float]] = field(default_factory=dict)
     seeds: int = 1
     options: dict[str, Any] = field(default_factory=dict)
-    engine: dict[str, Any] = field(default_factory=lambda: {"name": "local", "workers": 1})
+    statistics: dict[str, pd.DataFrame] = field(default_factory=dict)  # metric name -> statistics table
+    tokens: pd.DataFrame | None = None  # captioner ("" for references), sample_id, index, tokens
+    signatures_json: dict[str, dict[str, Any]] = field(default_factory=dict)
+    suite: dict[str, Any] | None = None  # name, version and path of the suite the metrics came from
+    engine: dict[str, Any] | None = None  # how the run was computed (e.g. Ray and its workers); moves no score
     started: float = 0.0
     finished: float = 0.0
 
@@ -139,11 +175,9 @@ class Results:
         rows = []
         for (cap, metric), grp in self.corpus.groupby(["captioner", "metric"], sort=False):
             values = grp.sort_values("seed")["value"].to_numpy(dtype=float)
-            ok = values[np.isfinite(values)]
+            mean, std = mean_over_seeds(values)
             rows.append({
-                "captioner": cap, "metric": metric,
-                "mean": float(np.mean(ok)) if len(ok) else float("nan"),
-                "std": float(np.std(ok, ddof=1)) if len(ok) > 1 else None,
+                "captioner": cap, "metric": metric, "mean": mean, "std": std,
                 "n": int(n_scored.get((cap, metric), 0)),
                 "seeds": int(len(values)),
             })
@@ -173,17 +207,17 @@ class Results:
             out["usage"] = self.usage
         return out
 
-    def write(self, run_dir: str | Path, command: list[str] | None = None) -> Path:
-        """Write the run directory (see :mod:`capeval.rundir`)."""
+    def write(self, run_dir: str | Path, command: list[str] | None = None, *, overwrite: bool = False) -> Path:
+        """Write the run directory whole (see :mod:`capeval.rundir`)."""
         from capeval.rundir import write_run
 
-        return write_run(self, Path(run_dir), command=command)
+        return write_run(self, Path(run_dir), command=command, overwrite=overwrite)
 
 
 def evaluate(
     references: References,
     candidates: Mapping[str, Candidates],
-    metrics: Sequence[str] = DEFAULT_METRICS,
+    metrics: Sequence[str | Metric] = DEFAULT_METRICS,
     *,
     seeds: int = 1,
     options: dict[str, Any] | None = None,
@@ -197,7 +231,8 @@ def evaluate(
     Args:
         references: a references file path, a :class:`CaptionFile`, or ``{id: [ref, ...]}``.
         candidates: ``{captioner: path | CaptionFile | {id: caption}}``.
-        metrics: registered metric names.
+        metrics: registered metric names, or metrics already built with :func:`build_metrics` (a metric is
+            built once per run).
         seeds: stochastic metrics run once per seed ``0..seeds-1``; deterministic ones once.
         options: metric options (e.g. ``bertscore_model``, ``judge_model``).
         progress: show a progress bar (None: when stderr is a terminal).
@@ -228,29 +263,27 @@ def evaluate(
     dataset = align(ref_file, cand_files)
     context = RunContext(dataset, options)
 
-    sample_frames: list[pd.DataFrame] = []
-    corpus_rows: list[dict[str, Any]] = []
-    detail_frames: list[pd.DataFrame] = []
+    acc = _Accumulator(failures={name: {} for name in dataset.captioners})
     signatures: dict[str, str] = {}
-    failures: dict[str, dict[str, int]] = {name: {} for name in dataset.captioners}
-    usage: dict[str, dict[str, float]] = {}
-    metric_info: dict[str, dict[str, Any]] = {}
+    signatures_json: dict[str, dict[str, Any]] = {}
+    info: dict[str, dict[str, Any]] = {}
 
     all_refs = list(dataset.references.values())
     steps = sum(len(dataset.captioners) * (seeds if m.stochastic else 1) for m in metric_objs)
-    engine_info: dict[str, Any] = {"name": "local", "workers": 1}
+    engine_info: dict[str, Any] | None = None
     if engine == "ray":
         from capeval.engine.ray_engine import score_on_ray
 
         sharded = score_on_ray(dataset, metric_objs, seeds, options, address=ray_address, workers=workers)
         engine_info = sharded.engine
+        context.merge_tokenized(sharded.tokenized)
         for metric in metric_objs:
             signatures.update(metric.signatures(all_refs))
-            metric_info[metric.name] = _metric_info(metric)
+            signatures_json.update(metric.signatures_json(all_refs))
+            info[metric.name] = metric_info(metric)
             for cap in dataset.captioners:
                 for seed in range(seeds) if metric.stochastic else (0,):
-                    _collect(metric, sharded.outputs[(metric.name, cap, seed)], cap, dataset.ids_for(cap), seed,
-                             sample_frames, corpus_rows, detail_frames, failures, usage)
+                    _collect(metric, sharded.outputs[(metric.name, cap, seed)], cap, seed, acc)
         metric_objs, steps = [], 0  # nothing left to score or close here
     # Every metric is set up before any scores, so slow starts (METEOR's JVM loading its paraphrase
     # tables, model loading) overlap with the work of the metrics scored first.
@@ -260,34 +293,36 @@ def evaluate(
         with Progress(steps, enabled=progress) as bar:
             for metric in metric_objs:
                 signatures.update(metric.signatures(all_refs))
-                metric_info[metric.name] = _metric_info(metric)
+                signatures_json.update(metric.signatures_json(all_refs))
+                info[metric.name] = metric_info(metric)
                 for cap in dataset.captioners:
                     batch = _batch(dataset, cap)
                     for seed in range(seeds) if metric.stochastic else (0,):
                         bar.step(f"{metric.name} · {cap}" + (f" · seed {seed}" if metric.stochastic else ""))
-                        out = metric.score(batch, context, seed=seed)
-                        _collect(metric, out, cap, batch.sample_ids, seed, sample_frames, corpus_rows,
-                                 detail_frames, failures, usage)
+                        _collect(metric, metric.statistics(batch, context, seed=seed), cap, seed, acc)
                         bar.advance()
     finally:
         for metric in metric_objs:
             metric.close()
 
-    samples = (pd.concat(sample_frames, ignore_index=True) if sample_frames
+    samples = (pd.concat(acc.samples, ignore_index=True) if acc.samples
                else pd.DataFrame(columns=["captioner", "sample_id", "metric", "seed", "value"]))
     samples["seed"] = samples["seed"].astype("int64")
     return Results(
         dataset=dataset,
         samples=samples,
-        corpus=pd.DataFrame(corpus_rows, columns=["captioner", "metric", "seed", "value"]),
+        corpus=pd.DataFrame(acc.corpus, columns=["captioner", "metric", "seed", "value"]),
         signatures=signatures,
-        metric_info=metric_info,
+        metric_info=info,
         inputs={"references": ref_info, "candidates": cand_info},
-        failures=failures,
-        details=pd.concat(detail_frames, ignore_index=True) if detail_frames else None,
-        usage=usage,
+        failures=acc.failures,
+        details=pd.concat(acc.details, ignore_index=True) if acc.details else None,
+        usage=acc.usage,
         seeds=seeds,
         options=options,
+        statistics={name: pd.concat(frames, ignore_index=True) for name, frames in acc.statistics.items()},
+        tokens=context.token_table(),
+        signatures_json=signatures_json,
         engine=engine_info,
         started=started,
         finished=time.time(),

@@ -30,10 +30,12 @@ import pandas as pd
 from capeval.errors import CapevalError
 from capeval.hashing import sha256_json
 from capeval.rundir import Run, load_run
+from capeval.signature import run_differences
 from capeval.stats.compute import MetricAnalysis, _ordered_ids, _run_values
-from capeval.stats.corpus import Resources, StatsInput, build_source, metric_kind, output_info
+from capeval.stats.corpus import StatsInput, build_source, output_info
 from capeval.stats.paired import holm
 
+GATE_FAILURES = frozenset({"regression", "missing", "failed"})
 SEP = "\x1f"  # joins a captioner name and its side inside the combined input
 BASE, NEW = "baseline", "new"
 _VERSION_FIELD = re.compile(r"\|capeval:[^|]*$")
@@ -58,7 +60,7 @@ class CheckRow:
     p_value: float | None  # one-sided, for a drop
     p_holm: float | None
     n: int
-    status: str  # "ok", "regression", "within-tolerance", "drop-not-significant", "untested"
+    status: str  # "ok", "regression", "within-tolerance", "drop-not-significant", "untested", "missing", "failed"
     higher_is_better: bool = True
     note: str = ""
 
@@ -83,8 +85,9 @@ class CheckReport:
 
     @property
     def regressions(self) -> list[CheckRow]:
-        """Rows whose drop exceeds the tolerance and is significant."""
-        return [r for r in self.rows if r.status == "regression"]
+        """Rows that fail the gate: a drop beyond the tolerance that is significant, a gated metric missing
+        from the run, or a metric the run failed to score (no value where the baseline has one)."""
+        return [r for r in self.rows if r.status in GATE_FAILURES]
 
 
 def parse_tolerances(items: Sequence[str]) -> tuple[dict[str, float], float]:
@@ -107,13 +110,11 @@ def parse_tolerances(items: Sequence[str]) -> tuple[dict[str, float], float]:
     return per_metric, default
 
 
-def _strip_version(signature: str, allow_version_change: bool) -> str:
-    return _VERSION_FIELD.sub("", signature) if allow_version_change else signature
-
-
 def comparability_problems(new: Run, base: Run, metrics: Sequence[str],
-                           allow_version_change: bool = False) -> list[str]:
-    """Why the two runs can't be compared (empty when they can)."""
+                           allow_version_change: bool = True) -> list[str]:
+    """Why the two runs can't be compared (empty when they can): the one rule of :mod:`capeval.signature`
+    (same references, equal score-moving signature fields). capeval's own version never counts; with
+    ``allow_version_change=False`` it does (``--strict-version``)."""
     problems = []
     new_refs, base_refs = sha256_json(new.references), sha256_json(base.references)
     if new_refs != base_refs:
@@ -124,33 +125,35 @@ def comparability_problems(new: Run, base: Run, metrics: Sequence[str],
             f"{len(base.references)} images, content {base_refs[:12]}) vs run {new_file.get('path', '?')} "
             f"(sha256 {new_file.get('sha256', '?')}, {len(new.references)} images, content {new_refs[:12]})")
     for metric in metrics:
-        a, b = new.signatures.get(metric, ""), base.signatures.get(metric, "")
-        if _strip_version(a, allow_version_change) != _strip_version(b, allow_version_change):
-            problems.append(f"metric signature of {metric} differs: baseline {b!r} vs run {a!r}")
+        diff = run_differences(base, new, metric)
+        if not allow_version_change and new.signatures.get(metric, "").rsplit("|", 1)[-1] != \
+                base.signatures.get(metric, "").rsplit("|", 1)[-1]:
+            diff.append("capeval version")
+        if diff:
+            problems.append(f"metric signature of {metric} differs in {', '.join(diff)} (baseline vs run): "
+                            f"baseline {base.signatures.get(metric, '')!r} vs run {new.signatures.get(metric, '')!r}")
     return problems
 
 
-def _side(run: Run, side: str) -> tuple[dict[str, dict[str, str]], pd.DataFrame, pd.DataFrame]:
-    captions: dict[str, dict[str, str]] = {}
-    for cap, sid, text in run.captions[["captioner", "sample_id", "caption"]].itertuples(index=False):
-        captions.setdefault(f"{cap}{SEP}{side}", {})[str(sid)] = text
-    scores = run.scores.assign(captioner=run.scores["captioner"].astype(str) + SEP + side)
-    corpus = run.corpus.assign(captioner=run.corpus["captioner"].astype(str) + SEP + side)
-    return captions, scores, corpus
+def _rename(frame: pd.DataFrame, side: str) -> pd.DataFrame:
+    return frame.assign(captioner=frame["captioner"].astype(str) + SEP + side)
 
 
 def combined_input(new: Run, base: Run, captioners: Sequence[str]) -> StatsInput:
     """Both runs as one :class:`StatsInput` whose captioners are ``NAME<SEP>baseline`` / ``NAME<SEP>new``."""
-    cap_b, scores_b, corpus_b = _side(base, BASE)
-    cap_n, scores_n, corpus_n = _side(new, NEW)
+
+    def statistics(metric: str) -> pd.DataFrame:
+        return pd.concat([_rename(base.statistics(metric), BASE), _rename(new.statistics(metric), NEW)],
+                         ignore_index=True)
+
     return StatsInput(
         references={str(k): list(v) for k, v in new.references.items()},
-        captions={**cap_b, **cap_n},
-        scores=pd.concat([scores_b, scores_n], ignore_index=True),
-        corpus=pd.concat([corpus_b, corpus_n], ignore_index=True),
+        scores=pd.concat([_rename(base.scores, BASE), _rename(new.scores, NEW)], ignore_index=True),
+        corpus=pd.concat([_rename(base.corpus, BASE), _rename(new.corpus, NEW)], ignore_index=True),
         metric_info=output_info(new.manifest.get("metrics", {})),
         signatures=dict(new.signatures),
         captioners=[f"{c}{SEP}{s}" for c in captioners for s in (BASE, NEW)],
+        statistics=statistics,
     )
 
 
@@ -161,7 +164,7 @@ def _opt(x: float | None) -> float | None:
 def check_runs(run_dir: str | Path, baseline_dir: str | Path, *, tolerances: Mapping[str, float] | None = None,
                default_tolerance: float = 0.0, alpha: float = 0.05, metrics: Sequence[str] | None = None,
                n_boot: int = 1000, n_perm: int = 5000, seed: int = 0,
-               allow_version_change: bool = False) -> CheckReport:
+               allow_version_change: bool = True) -> CheckReport:
     """Compare a run with its baseline; raises :class:`IncomparableRuns` or :class:`CapevalError`."""
     if not 0 < alpha < 1:
         raise CapevalError(f"--alpha must be in (0, 1), got {alpha}")
@@ -188,8 +191,15 @@ def check_runs(run_dir: str | Path, baseline_dir: str | Path, *, tolerances: Map
         for m in new_metrics:
             if m not in base_metrics:
                 report.notes.append(f"{m}: not in the baseline run; not checked")
-        for m in sorted(base_metrics - set(new_metrics)):
+        for m in sorted(base_metrics - set(new_metrics) - set(tolerances)):
             report.notes.append(f"{m}: in the baseline run but not in this run; not checked")
+    for m in tolerances:  # a metric the gate names but the run lacks fails the gate
+        if m in base_metrics and m not in new_metrics:
+            base_values = _run_values(StatsInput.from_run(base), m)
+            for c in base.captioners:
+                b = base_values.get(c, {}).get("value")
+                report.rows.append(CheckRow(c, m, _opt(b), None, None, None, None, tolerances[m], None, None, 0,
+                                            "missing", True, "gated by --tolerance but missing from the run"))
     problems = comparability_problems(new, base, todo, allow_version_change)
     if problems:
         raise IncomparableRuns("runs are not comparable: " + "; ".join(problems))
@@ -206,30 +216,22 @@ def check_runs(run_dir: str | Path, baseline_dir: str | Path, *, tolerances: Map
         raise IncomparableRuns("the runs share no captioner")
 
     data = combined_input(new, base, captioners)
-    resources = Resources(data)
-    if any(metric_kind(m, data.metric_info.get(m, {}), data.signatures.get(m, "")) == "meteor-corpus"
-           for m in todo):
-        resources.prefetch_meteor()
-    try:
-        for metric in todo:
-            report.rows.extend(_check_metric(data, metric, resources, captioners, tolerances.get(
-                metric, default_tolerance), alpha=alpha, n_boot=n_boot, n_perm=n_perm, seed=seed))
-    finally:
-        resources.close()
+    for metric in todo:
+        report.rows.extend(_check_metric(data, metric, captioners, tolerances.get(metric, default_tolerance),
+                                         alpha=alpha, n_boot=n_boot, n_perm=n_perm, seed=seed))
     return report
 
 
-def _check_metric(data: StatsInput, metric: str, resources: Resources, captioners: Sequence[str], tol: float, *,
+def _check_metric(data: StatsInput, metric: str, captioners: Sequence[str], tol: float, *,
                   alpha: float, n_boot: int, n_perm: int, seed: int) -> list[CheckRow]:
     info = data.metric_info.get(metric, {})
     hib = bool(info.get("higher_is_better", True))
-    kind = metric_kind(metric, info, data.signatures.get(metric, ""))
     values = _run_values(data, metric)
     ids = _ordered_ids(data, metric)
     caps = [c for c in captioners if f"{c}{SEP}{BASE}" in ids and f"{c}{SEP}{NEW}" in ids]
     rows: list[CheckRow] = []
     try:
-        source = build_source(kind, metric, data, resources)
+        source = build_source(metric, data)
     except CapevalError as exc:
         for c in caps:
             b, n = values[f"{c}{SEP}{BASE}"]["value"], values[f"{c}{SEP}{NEW}"]["value"]
@@ -247,8 +249,10 @@ def _check_metric(data: StatsInput, metric: str, resources: Resources, captioner
         diff = n - b
         drop = -diff if hib else diff
         significant = bool(np.isfinite(p_adj) and p_adj < alpha)
-        if not (math.isfinite(b) and math.isfinite(n)):
-            status, note = "untested", "a value is missing"
+        if math.isfinite(b) and not math.isfinite(n):
+            status, note = "failed", "the run has no value (every sample failed?) where the baseline has one"
+        elif not (math.isfinite(b) and math.isfinite(n)):
+            status, note = "untested", "the baseline has no value"
         elif drop > tol and significant:
             status, note = "regression", ""
         elif drop > tol:
@@ -266,7 +270,8 @@ def _check_metric(data: StatsInput, metric: str, resources: Resources, captioner
 
 # --- outputs ----------------------------------------------------------------------------------------------
 
-_STATUS = {"ok": "✅ ok", "regression": "❌ regression", "within-tolerance": "✅ significant drop within tolerance",
+_STATUS = {"ok": "✅ ok", "regression": "❌ regression", "missing": "❌ missing from the run",
+           "failed": "❌ failed in the run", "within-tolerance": "✅ significant drop within tolerance",
            "drop-not-significant": "⚠️ drop beyond tolerance, not significant", "untested": "⚠️ untested"}
 
 
@@ -329,6 +334,9 @@ def junit_xml(report: CheckReport, error: str | None = None) -> str:
                 failures += 1
                 ET.SubElement(case, "failure", message=f"{r.metric} of {r.captioner} dropped by "
                               f"{_fmt(r.drop)} (> {r.tolerance:g}), p={_fmt_p(r.p_holm)}").text = detail
+            elif r.status in GATE_FAILURES:
+                failures += 1
+                ET.SubElement(case, "failure", message=f"{r.metric} of {r.captioner}: {r.note}").text = detail
             elif r.status == "untested":
                 skipped += 1
                 ET.SubElement(case, "skipped", message=r.note or "untested")

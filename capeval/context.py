@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import pandas as pd
+
 from capeval.io.align import Dataset
 
 TOKENIZERS: dict[str, str] = {"ptb": "capeval.tokenizers.ptb:tokenize_ptb"}
@@ -34,6 +36,24 @@ class RunContext:
             fn = _load(TOKENIZERS[name])
             self._tokenized[name] = fn(self.all_texts())
         return self._tokenized[name]
+
+
+    def merge_tokenized(self, tokenized: dict[str, dict[str, str]]) -> None:
+        """Add tokenisations computed elsewhere (a Ray run's workers, one shard each) to this run's."""
+        for name, tok in tokenized.items():
+            self._tokenized.setdefault(name, {}).update(tok)
+
+    def token_table(self, name: str = "ptb") -> pd.DataFrame | None:
+        """The run's tokenised candidates and references (None when no metric tokenised with ``name``):
+        rows (captioner, sample_id, index, tokens), captioner ``""`` for references (``index`` = reference
+        number; 0 for candidates)."""
+        tok = self._tokenized.get(name)
+        if tok is None:
+            return None
+        rows = [("", sid, k, tok[r]) for sid, refs in self.dataset.references.items() for k, r in enumerate(refs)]
+        rows += [(cap, sid, 0, tok[text]) for cap, cands in self.dataset.candidates.items()
+                 for sid, text in cands.items()]
+        return pd.DataFrame(rows, columns=["captioner", "sample_id", "index", "tokens"])
 
 
 def _load(target: str) -> Callable[..., Any]:

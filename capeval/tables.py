@@ -3,7 +3,8 @@
 Decisions (also in ``capeval table --help``):
 
 * Values are ``summary.json``'s ``mean`` (the corpus score; for multi-seed metrics the mean over seeds).
-  BLEU-n, METEOR, ROUGE-L, CIDEr-D, SPICE and CLAIR are multiplied by 100, as papers print them; the caption
+  Each metric declares its display name and scale (run manifest ``output_info``): BLEU-n, METEOR, ROUGE-L,
+  CIDEr-D, SPICE and CLAIR are multiplied by 100, as papers print them; the caption
   (LaTeX), the note under the table (Markdown) or the column header (CSV) says which columns are x100.
 * ``±`` (``--spread auto``, the default) is the standard deviation over seeds for metrics run with several seeds
   (the "57.7±3.0" of judge papers) and nothing for single-seed metrics: a deterministic metric has no seed
@@ -24,13 +25,6 @@ from typing import Any
 
 from capeval.errors import CapevalError
 
-SCALED_100 = frozenset({"bleu_1", "bleu_2", "bleu_3", "bleu_4", "meteor", "rouge_l", "cider", "spice", "clair"})
-DISPLAY = {
-    "bleu_1": "BLEU-1", "bleu_2": "BLEU-2", "bleu_3": "BLEU-3", "bleu_4": "BLEU-4", "meteor": "METEOR",
-    "rouge_l": "ROUGE-L", "cider": "CIDEr", "spice": "SPICE", "clair": "CLAIR", "bertscore": "BERTScore",
-    "bertscore_p": "BERTScore-P", "bertscore_r": "BERTScore-R", "capture": "CAPTURE", "mllm_judge": "MLLM-Judge",
-    "pairwise": "Pairwise", "proxy_qa": "Proxy-QA",
-}
 FORMATS = ("latex", "markdown", "csv")
 SPREADS = ("auto", "ci", "none")
 
@@ -97,10 +91,10 @@ def build_table(run: Any, metrics: Sequence[str] | None = None, spread: str = "a
         raise CapevalError(f"--spread must be one of {', '.join(SPREADS)}, got {spread!r}")
     keys = expand_metrics(metrics, run) if metrics else list(dict.fromkeys(run.corpus["metric"].astype(str)))
     summary = run.summary.get("captioners", {})
-    info = {}
+    info: dict[str, dict[str, Any]] = {}
     for name, meta in run.manifest.get("metrics", {}).items():
         for key in meta.get("outputs", [name]):
-            info[key] = meta
+            info[key] = {**meta, **meta.get("output_info", {}).get(key, {})}
     if spread == "ci" and stats is None:
         from capeval.stats import load_or_compute_stats
 
@@ -108,13 +102,14 @@ def build_table(run: Any, metrics: Sequence[str] | None = None, spread: str = "a
     captioners = list(run.captioners)
     columns, cells = [], {}
     for key in keys:
-        scale = 100.0 if key in SCALED_100 else 1.0
+        scale = float(info.get(key, {}).get("scale", 1.0))
         hib = bool(info.get(key, {}).get("higher_is_better", True))
         entries = {c: summary.get(c, {}).get(key) for c in captioners}
         seeds = max((e.get("seeds", 1) for e in entries.values() if e), default=1)
         kind = "ci" if spread == "ci" else "std" if spread == "auto" and seeds > 1 else ""
         values = [e["mean"] * scale for e in entries.values() if e and e.get("mean") is not None]
-        col = Column(key, DISPLAY.get(key, key), scale, digits if digits is not None else _digits(key, scale, values),
+        col = Column(key, str(info.get(key, {}).get("display", key)), scale,
+                     digits if digits is not None else _digits(key, scale, values),
                      hib, kind)
         columns.append(col)
         for c in captioners:

@@ -49,3 +49,4 @@ def _capeval_logs_reach_caplog():
     logger.propagate = True
     yield
     logger.propagate = before
+

@@ -165,8 +165,10 @@ def test_version_change_can_be_allowed(runs, tmp_path):
         doc = json.loads((changed / name).read_text())
         doc["signatures"] = {k: v.rsplit("|capeval:", 1)[0] + "|capeval:9.9" for k, v in doc["signatures"].items()}
         (changed / name).write_text(json.dumps(doc))
-    assert _main(["check", str(changed), "--baseline", str(runs["base"]), "-q"]) == 2
+    # capeval's own version is not a score-moving field: comparable by default (the old flag still works)
+    assert _main(["check", str(changed), "--baseline", str(runs["base"]), "-q"]) == 0
     assert _main(["check", str(changed), "--baseline", str(runs["base"]), "--allow-version-change", "-q"]) == 0
+    assert _main(["check", str(changed), "--baseline", str(runs["base"]), "--strict-version", "-q"]) == 2
 
 
 @pytest.mark.parametrize("extra, message", [

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from sig_helpers import judge_tail
 
 from capeval.judges.serve import local_judge_available
 
@@ -94,7 +95,8 @@ def test_clair_three_seeds_end_to_end(judge_server, thumb, tmp_path):
     assert clair["n"] > 0
     assert clair["mean"] is not None and 0.0 <= clair["mean"] <= 1.0
     assert clair["std"] is not None and math.isfinite(clair["std"])
-    assert summary["signatures"]["clair"] == "clair|judge:smollm2|prompt:clair-v1|temp:0.7|seeds:3|capeval:0.1.0"
+    assert summary["signatures"]["clair"] == ("clair|judge:smollm2|prompt:clair-v1|temp:0.7|seeds:3|"
+                                              + judge_tail("clair-v1", f"http://127.0.0.1:{judge_server}/v1", 32))
     usage = summary["usage"]["clair"]
     assert usage["judge_calls"] >= 3 * N_SAMPLES and usage["completion_tokens"] > 0
     assert usage["cost_usd"] == 0.0

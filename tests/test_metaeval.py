@@ -12,27 +12,45 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from capeval.aggregation import Rule, register_rule
 from capeval.cli import main
 from capeval.errors import CapevalError, InputError
 from capeval.metaeval import canonical_dataset, correlate, download, loaders, meta_evaluate
-from capeval.metrics.base import Batch, Metric, MetricOutput
+from capeval.metrics.base import Batch, Metric, MetricStatistics
 from capeval.registry import register_metric
 
 # ---------------------------------------------------------------------------------------------------------
 # Stand-in metrics (no Java, no model): they make every protocol checkable by hand.
 
 
+class _SumRule(Rule):
+    """Corpus value = the sum of the per-sample values (a third-party rule)."""
+
+    name = "_mt_sum"
+
+    def corpus(self, tables, output, weights=None):
+        return {c: (np.ones((1, len(t))) if weights is None else weights) @ t[output].to_numpy(dtype=float)
+                for c, t in tables.items()}
+
+    def additive(self, table, output):
+        return table[[output]].to_numpy(dtype=float), lambda totals: np.atleast_2d(totals)[:, 0]
+
+
+register_rule(_SumRule())
+
+
 @register_metric("_mt_words")
 class WordCount(Metric):
-    """Score = number of words; remembers every candidate it was asked to score."""
+    """Score = number of words, corpus = their sum; remembers every candidate it was asked to score."""
 
     outputs = ("_mt_words",)
+    aggregation = "_mt_sum"
     seen: list[str] = []
 
-    def score(self, batch: Batch, context, seed: int = 0) -> MetricOutput:
+    def statistics(self, batch: Batch, context, seed: int = 0) -> MetricStatistics:
         WordCount.seen.extend(batch.candidates)
         values = np.asarray([len(c.split()) for c in batch.candidates], dtype=float)
-        return MetricOutput(per_sample={"_mt_words": values}, corpus={"_mt_words": float(values.sum())})
+        return MetricStatistics.of_values(batch.sample_ids, {"_mt_words": values})
 
 
 @register_metric("_mt_shortest")
@@ -42,12 +60,10 @@ class Shortest(Metric):
     outputs = ("_mt_shortest",)
     higher_is_better = False
 
-    def score(self, batch: Batch, context, seed: int = 0) -> MetricOutput:
+    def statistics(self, batch: Batch, context, seed: int = 0) -> MetricStatistics:
         values = np.asarray([math.nan if "FAIL" in c else len(c) for c in batch.candidates], dtype=float)
-        failed = int(np.isnan(values).sum())
-        corpus = float(np.nanmean(values)) if failed < len(values) else math.nan
-        return MetricOutput(per_sample={"_mt_shortest": values}, corpus={"_mt_shortest": corpus},
-                            failures={"_mt_shortest": failed})
+        return MetricStatistics.of_values(batch.sample_ids, {"_mt_shortest": values},
+                                          failures={"_mt_shortest": int(np.isnan(values).sum())})
 
 
 @register_metric("_mt_seeded")
@@ -57,9 +73,9 @@ class Seeded(Metric):
     outputs = ("_mt_seeded",)
     stochastic = True
 
-    def score(self, batch: Batch, context, seed: int = 0) -> MetricOutput:
+    def statistics(self, batch: Batch, context, seed: int = 0) -> MetricStatistics:
         values = np.asarray([len(c.split()) + seed for c in batch.candidates], dtype=float)
-        return MetricOutput(per_sample={"_mt_seeded": values}, corpus={"_mt_seeded": float(values.mean())})
+        return MetricStatistics.of_values(batch.sample_ids, {"_mt_seeded": values})
 
 
 def _write(path: Path, obj) -> Path:

@@ -8,7 +8,7 @@ import pytest
 import capeval
 from capeval import registry
 from capeval.errors import UnknownMetric
-from capeval.metrics.base import Batch, Metric, MetricOutput
+from capeval.metrics.base import Batch, Metric, MetricStatistics
 
 
 def test_decorator_registers_and_scores():
@@ -16,15 +16,15 @@ def test_decorator_registers_and_scores():
     class LengthRatio(Metric):
         outputs = ("test_length_ratio",)
 
-        def score(self, batch: Batch, context, seed: int = 0) -> MetricOutput:
+        def statistics(self, batch: Batch, context, seed: int = 0) -> MetricStatistics:
             vals = np.array([len(c.split()) / max(len(r[0].split()), 1)
                              for c, r in zip(batch.candidates, batch.references, strict=True)])
-            return MetricOutput({"test_length_ratio": vals}, {"test_length_ratio": float(vals.mean())})
+            return MetricStatistics.of_values(batch.sample_ids, {"test_length_ratio": vals})
 
     r = capeval.evaluate({"1": ["a b c d"], "2": ["a b"]}, {"s": {"1": "a b", "2": "a b"}},
                          metrics=["test_length_ratio"])
     assert r.summary_dict()["captioners"]["s"]["test_length_ratio"]["mean"] == pytest.approx(0.75)
-    assert r.signatures["test_length_ratio"] == f"test_length_ratio|nrefs:1|capeval:{capeval.__version__}"
+    assert r.signatures["test_length_ratio"] == f"test_length_ratio|nrefs:1|v:1|capeval:{capeval.__version__}"
 
 
 def test_entry_point_group(tmp_path, monkeypatch):
@@ -32,7 +32,7 @@ def test_entry_point_group(tmp_path, monkeypatch):
     pkg.write_text(
         "from capeval.metrics.base import Metric, MetricOutput\n"
         "import numpy as np\n"
-        "class Const(Metric):\n"
+        "class Const(Metric):  # written for capeval 0.1.0's score() protocol: still runs\n"
         "    outputs = ('ext_const',)\n"
         "    def score(self, batch, context, seed=0):\n"
         "        v = np.ones(len(batch))\n"
@@ -61,13 +61,13 @@ def test_signatures():
                          metrics=["bleu", "meteor", "rouge_l", "cider"])
     v = capeval.__version__
     assert r.signatures == {
-        "bleu_1": f"bleu_1|nrefs:var|tok:ptb|impl:pycocoevalcap-1.2|capeval:{v}",
-        "bleu_2": f"bleu_2|nrefs:var|tok:ptb|impl:pycocoevalcap-1.2|capeval:{v}",
-        "bleu_3": f"bleu_3|nrefs:var|tok:ptb|impl:pycocoevalcap-1.2|capeval:{v}",
-        "bleu_4": f"bleu_4|nrefs:var|tok:ptb|impl:pycocoevalcap-1.2|capeval:{v}",
-        "meteor": f"meteor|nrefs:var|lang:en|norm:yes|tok:ptb|impl:pycocoevalcap-1.2|capeval:{v}",
-        "rouge_l": f"rouge_l|nrefs:var|beta:1.2|tok:ptb|impl:pycocoevalcap-1.2|capeval:{v}",
-        "cider": f"cider|nrefs:var|n:4|sigma:6|df:refs|tok:ptb|impl:pycocoevalcap-1.2|capeval:{v}",
+        "bleu_1": f"bleu_1|nrefs:var|tok:ptb|impl:pycocoevalcap-1.2|v:1|capeval:{v}",
+        "bleu_2": f"bleu_2|nrefs:var|tok:ptb|impl:pycocoevalcap-1.2|v:1|capeval:{v}",
+        "bleu_3": f"bleu_3|nrefs:var|tok:ptb|impl:pycocoevalcap-1.2|v:1|capeval:{v}",
+        "bleu_4": f"bleu_4|nrefs:var|tok:ptb|impl:pycocoevalcap-1.2|v:1|capeval:{v}",
+        "meteor": f"meteor|nrefs:var|lang:en|norm:yes|tok:ptb|impl:pycocoevalcap-1.2|v:1|capeval:{v}",
+        "rouge_l": f"rouge_l|nrefs:var|beta:1.2|tok:ptb|impl:pycocoevalcap-1.2|v:1|capeval:{v}",
+        "cider": f"cider|nrefs:var|n:4|sigma:6|df:refs|tok:ptb|impl:pycocoevalcap-1.2|v:1|capeval:{v}",
     }
 
 

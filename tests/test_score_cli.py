@@ -9,6 +9,7 @@ import sys
 import pandas as pd
 import pytest
 
+import capeval
 from capeval.rundir import load_run
 
 KEYS = ["bleu_1", "bleu_2", "bleu_3", "bleu_4", "meteor", "rouge_l", "cider"]
@@ -47,8 +48,8 @@ def test_score_writes_run_dir(small_inputs, tmp_path, monkeypatch):
             assert set(entry) == {"mean", "std", "n", "seeds"}
             assert isinstance(entry["mean"], float) and entry["std"] is None
             assert entry["n"] == 40 and entry["seeds"] == 1
-    expected = "cider|nrefs:4|n:4|sigma:6|df:refs|tok:ptb|impl:pycocoevalcap-1.2|"
-    assert summary["signatures"]["cider"].startswith(expected)
+    expected = f"cider|nrefs:4|n:4|sigma:6|df:refs|tok:ptb|impl:pycocoevalcap-1.2|v:1|capeval:{capeval.__version__}"
+    assert summary["signatures"]["cider"] == expected
     scores = pd.read_parquet(out / "scores.parquet")
     assert list(scores.columns) == ["captioner", "sample_id", "metric", "seed", "value"]
     assert len(scores) == 2 * 40 * len(KEYS)
@@ -58,8 +59,9 @@ def test_score_writes_run_dir(small_inputs, tmp_path, monkeypatch):
     assert set(manifest["inputs"]["candidates"]) == {"updown", "vinvl"}
     assert manifest["command"][:2] == ["capeval", "score"]
     assert manifest["started"] <= manifest["finished"]
-    for f in out.iterdir():
-        assert b"sk-sentinel" not in f.read_bytes(), f
+    for f in out.rglob("*"):
+        if f.is_file():
+            assert b"sk-sentinel" not in f.read_bytes(), f
     run = load_run(out)
     assert run.captioners == ["updown", "vinvl"] and len(run.references) == 40
     assert proc.stdout.strip() == ""  # --quiet
@@ -90,8 +92,10 @@ def test_system_field_and_suite(tmp_path, shared_data):
     out = tmp_path / "thumb"
     proc = run_cli("score", "--refs", str(shared_data / "thumb" / "mscoco_references.jsonl"),
                    "--cand", str(shared_data / "thumb" / "mscoco_THumB-1.0.jsonl"), "--system-field", "SYS",
-                   "--suite", "coco", "--metrics", "ignored-by-suite", "--out", str(out))
+                   "--suite", "coco", "--out", str(out))
     assert proc.returncode == 0, proc.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["suite"]["name"] == "coco" and manifest["suite"]["version"] == 1
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary["captioners"]) == {"Up-Down", "Unified-VLP", "VinVL-base", "VinVL-large", "Human"}
     assert summary["captioners"]["Human"]["cider"]["n"] == 500

@@ -10,12 +10,33 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from capeval.metrics.coco import corpus_bleu_from_stats
+from capeval.aggregation import bleu_from_totals
 from capeval.stats import compute_stats, load_or_compute_stats
 from capeval.stats.bootstrap import percentile_interval, resample_counts, rng_for
-from capeval.stats.corpus import MeanSource, bleu_finish
+from capeval.stats.corpus import MeanSource
 from capeval.stats.paired import flip_masks, holm, mean_finish, mean_stats, permutation_null, permutation_pvalues
 from capeval.stats.ranking import significance_ranks
+
+
+def bleu_finish(order):
+    return lambda totals: bleu_from_totals(totals, order)
+
+
+def corpus_bleu_from_stats(stats: np.ndarray, n: int = 4) -> list[float]:
+    """pycocoevalcap's BleuScorer.compute_score corpus arithmetic, scalar, as the reference."""
+    import math
+
+    small, tiny = 1e-9, 1e-15
+    totals = [float(x) for x in stats.sum(axis=0)]
+    bleus, bleu = [], 1.0
+    for k in range(n):
+        bleu *= float(totals[6 + k] + tiny) / (totals[2 + k] + small)
+        bleus.append(bleu ** (1.0 / (k + 1)))
+    ratio = (totals[0] + tiny) / (totals[1] + small)
+    if ratio < 1:
+        bleus = [b * math.exp(1 - 1 / ratio) for b in bleus]
+    return bleus
+
 
 # --- a synthetic run directory (no Java needed) ----------------------------------------------------------
 
@@ -46,9 +67,14 @@ def write_fake_run(path: Path, values: dict[str, np.ndarray], metric: str = "jud
     (path / "references.json").write_text(json.dumps({i: [f"reference {i}"] for i in ids}))
     signature = f"{metric}|judge:fake|capeval:0.1.0"
     (path / "summary.json").write_text(json.dumps({"captioners": summary, "signatures": {metric: signature}}))
-    manifest = {"captioners": captioners, "samples": n, "seeds": seeds, "signatures": {metric: signature},
+    (path / "statistics").mkdir(exist_ok=True)
+    stats = pd.DataFrame(rows).rename(columns={"value": metric}).drop(columns="metric")
+    stats[["captioner", "seed", "sample_id", metric]].to_parquet(path / "statistics" / f"{metric}.parquet")
+    manifest = {"capeval_version": "0.2.0", "format_version": 2, "captioners": captioners, "samples": n,
+                "seeds": seeds, "signatures": {metric: signature},
                 "metrics": {metric: {"outputs": [metric], "corpus_level": False, "stochastic": seeds > 1,
-                                     "higher_is_better": higher_is_better, "version": "1", "needs": []}},
+                                     "aggregation": "mean", "higher_is_better": higher_is_better, "version": "1",
+                                     "needs": []}},
                 "inputs": {"references": {"path": "refs.json", "sha256": "0" * 64}}}
     (path / "manifest.json").write_text(json.dumps(manifest))
     return path
@@ -180,7 +206,7 @@ def test_bleu_finish_matches_corpus_bleu_from_stats():
         totals = stats.sum(axis=0)[None, :]
         expected = corpus_bleu_from_stats(stats)
         for k in range(1, 5):
-            assert bleu_finish(k)(totals)[0] == pytest.approx(expected[k - 1], rel=1e-12, abs=1e-15)
+            assert bleu_finish(k)(totals)[0] == expected[k - 1]  # bit for bit
 
 
 def test_holm_hand_computed():

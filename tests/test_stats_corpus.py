@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -63,11 +65,17 @@ def test_cider_resampler_equals_pycocoevalcap(tokenised):
 def test_bleu_resample_equals_bleuscorer_on_materialised_resample(tokenised):
     from pycocoevalcap.bleu.bleu_scorer import BleuScorer
 
+    from capeval.aggregation import BLEU_COLUMNS, bleu_from_totals
+    from capeval.metrics.base import Batch
     from capeval.metrics.coco import Bleu
-    from capeval.stats.corpus import bleu_finish
+
+    class Tokens:  # a context whose "PTB tokens" are the already tokenised captions
+        def tokenized(self, name):
+            return {t: t for t in caps["Up-Down"] + [r for rs in refs for r in rs]}
 
     ids, refs, caps = tokenised
-    stats = Bleu.sufficient_statistics(caps["Up-Down"], refs)
+    batch = Batch("Up-Down", list(ids), caps["Up-Down"], refs)
+    stats = Bleu().statistics(batch, Tokens()).table[list(BLEU_COLUMNS)].to_numpy()
     idx, counts = _explicit_resample(len(ids), 3)
     scorer = BleuScorer(n=4)
     for i in idx:
@@ -75,25 +83,28 @@ def test_bleu_resample_equals_bleuscorer_on_materialised_resample(tokenised):
     expected, _ = scorer.compute_score(option="closest", verbose=0)
     totals = counts[None, :] @ stats
     for k in range(4):
-        assert bleu_finish(k + 1)(totals)[0] == pytest.approx(expected[k], abs=1e-12)
+        assert bleu_from_totals(totals, k + 1)[0] == pytest.approx(expected[k], abs=1e-12)
 
 
 def test_meteor_aggregate_equals_java(tokenised):
-    from capeval.stats.meteor import MeteorStatsProcess, aggregable, meteor_from_totals
+    from capeval.aggregation import meteor_aggregable as aggregable
+    from capeval.aggregation import meteor_from_totals
+    from capeval.metrics.meteor_process import MeteorProcess
 
     ids, refs, caps = tokenised
     n = 150
     hyps, sub_refs = caps["VinVL-large"][:n], refs[:n]
-    proc = MeteorStatsProcess()
+    proc = MeteorProcess()
     try:
-        per_sample, corpus = proc.score(hyps, sub_refs)  # what capeval score reports
-        stats = proc.statistics(hyps, sub_refs)
+        per_sample, corpus = proc.score(hyps, sub_refs)  # Java's per-segment scores and aggregate
+        stats, per_sample_2 = proc.statistics(hyps, sub_refs)
         idx = np.random.default_rng(4).integers(0, n, n)
-        java_per, java_corpus = proc.evaluate(stats[idx])
+        java_per, java_corpus = proc.java_aggregate(stats[idx])
     finally:
         proc.close()
+    assert per_sample_2 == per_sample
     agg = aggregable(stats)
-    assert meteor_from_totals(agg.sum(axis=0))[0] == pytest.approx(corpus, abs=1e-12)
+    assert meteor_from_totals(agg.sum(axis=0))[0] == corpus  # the rule gives the jar's bits
     assert meteor_from_totals(stats).tolist() == pytest.approx(per_sample, abs=1e-12)
     counts = np.bincount(idx, minlength=n).astype(float)
     assert meteor_from_totals(counts @ agg)[0] == pytest.approx(java_corpus, abs=1e-12)
@@ -111,11 +122,14 @@ def test_compute_stats_on_thumb_run(thumb, tmp_path):
                                metrics=["bleu", "meteor", "rouge_l", "cider"])
     run_dir = results.write(tmp_path / "run")
     doc = compute_stats(run_dir, n_boot=300, n_perm=1000)
-    assert doc["warnings"] == []  # every recomputed corpus value equals the run's
+    assert doc["warnings"] == []
     methods = {m: e["method"] for m, e in doc["metrics"].items()}
-    assert methods == {"bleu_1": "bleu-corpus", "bleu_2": "bleu-corpus", "bleu_3": "bleu-corpus",
-                       "bleu_4": "bleu-corpus", "meteor": "meteor-corpus", "rouge_l": "mean",
-                       "cider": "cider-df-resampled"}
+    assert methods == {"bleu_1": "bleu", "bleu_2": "bleu", "bleu_3": "bleu", "bleu_4": "bleu",
+                       "meteor": "meteor", "rouge_l": "mean", "cider": "cider-d"}
+    summary = json.loads((run_dir / "summary.json").read_text())
+    for metric, entry in doc["metrics"].items():  # the statistics report the run's own values, exactly
+        for name in SYSTEMS:
+            assert entry["captioners"][name]["value"] == summary["captioners"][name][metric]["mean"]
     for metric, entry in doc["metrics"].items():
         assert len(entry["pairs"]) == 3
         for name in SYSTEMS:

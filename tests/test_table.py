@@ -56,7 +56,8 @@ def write_table_run(path: Path) -> Path:
     sigs = {m: f"{m}|fake|capeval:0.1.0" for m in ("bleu_4", "cider", "judge", "err")}
     (path / "summary.json").write_text(json.dumps({"captioners": summary, "signatures": sigs}))
     metrics_info = {k: {**v, "corpus_level": False} for k, v in INFO.items()}
-    (path / "manifest.json").write_text(json.dumps({"captioners": list(VALUES), "samples": len(ids),
+    (path / "manifest.json").write_text(json.dumps({"capeval_version": "0.1.0", "captioners": list(VALUES),
+                                                    "samples": len(ids),
                                                     "metrics": metrics_info, "signatures": sigs}))
     return path
 

@@ -19,7 +19,7 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
-        from capeval import __version__
+        from capeval.version import __version__
 
         typer.echo(f"capeval {__version__}")
         raise typer.Exit()

@@ -39,15 +39,20 @@ def check_command(
     junit: Path | None = typer.Option(None, "--junit", help="Write JUnit XML here."),
     json_out: Path | None = typer.Option(None, "--json", help="Write the full comparison as JSON here."),
     allow_version_change: bool = typer.Option(
-        False, "--allow-version-change", help="Ignore the capeval version field when comparing signatures."),
+        True, "--allow-version-change/--strict-version",
+        help="capeval's own version is not a score-moving field and is ignored by default (the old flag is "
+             "kept); --strict-version also requires the same capeval version."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors."),
 ) -> None:
     """Fail (exit 1) when a metric of a captioner dropped by more than its tolerance AND the drop is significant.
 
     The drop is tested with a one-sided paired permutation test of the run against the baseline on the same
     images (corpus metrics such as BLEU, METEOR and CIDEr-D are recomputed on each permutation), with Holm's
-    correction over the captioners of each metric. Exit codes: 0 no significant regression; 1 regression;
-    2 usage error or incomparable runs (different references or metric signatures; the message says which).
+    correction over the captioners of each metric. A metric named by --tolerance that the run lacks, or a metric
+    the run failed to score (no value where the baseline has one, e.g. every judge call failed) also fails the
+    gate. Exit codes: 0 gate passed; 1 regression, missing or failed metric; 2 usage error, malformed run
+    directory or incomparable runs (different references or score-moving signature fields; the message says
+    which).
     The Markdown summary is also appended to $GITHUB_STEP_SUMMARY when that variable is set.
 
     Example:
@@ -113,5 +118,8 @@ def _print(report) -> None:
     console.print(table)
     for note in report.notes:
         console.print(f"note: {note}", markup=False)
+    for r in report.regressions:
+        console.print(f"FAIL {r.captioner} · {r.metric}: {_STATUS.get(r.status, r.status)}"
+                      + (f" ({r.note})" if r.note else ""), markup=False, soft_wrap=True)
     n = len(report.regressions)
-    console.print(f"{n} regression(s)" if n else "no significant regression", markup=False)
+    console.print(f"{n} gate failure(s)" if n else "no significant regression", markup=False)

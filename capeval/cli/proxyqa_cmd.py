@@ -106,12 +106,12 @@ def run_proxy_qa(questions: str, candidates: dict, *, refs: Path | None = None, 
                                f"{next(iter(qs.by_image))!r})")
         if dropped:
             log.warning("%s: captioner %r: %d caption(s) of images without questions left out", cf.path, name, dropped)
-        kept[name] = CaptionFile(cf.path, captions, "untyped", cf.images, cf.format)
+        kept[name] = CaptionFile(cf.path, captions, "untyped", cf.images, cf.format, sha256=cf.sha256)
     if refs is not None:
         references = read_references(refs)
     else:
         references = CaptionFile(qs.path, {i: [q.question for q in qq] for i, qq in qs.by_image.items()},
-                                 "untyped", format="questions")
+                                 "untyped", format="questions", sha256=qs.sha256)
     return evaluate(references, kept, ["proxy_qa"], seeds=seeds, options=options, progress=progress)
 
 

@@ -30,7 +30,12 @@ def _coerce(value: str):
             return cast(value)
         except ValueError:
             pass
-    return {"true": True, "false": False, "yes": True, "no": False}.get(value.lower(), value)
+    from capeval.options import parse_bool
+
+    try:
+        return parse_bool(value) if value.strip() else value
+    except CapevalError:
+        return value
 
 
 def flag_options(*, images, bertscore_model, bertscore_layer, judge_model, judge_base_url, judge_template,
@@ -74,7 +79,8 @@ def score_command(
     refs: Path = typer.Option(..., "--refs", help="References: COCO annotations, JSON map, JSONL or CSV."),
     cand: list[str] = typer.Option(..., "--cand", help="Candidates as NAME=PATH (repeat for several captioners)."),
     out: Path = typer.Option(..., "--out", "-o", help="Run directory to write."),
-    metrics: str = typer.Option(",".join(DEFAULT_METRICS), "--metrics", "-m", help="Comma-separated metric names."),
+    metrics: str | None = typer.Option(
+        None, "--metrics", "-m", help=f"Comma-separated metric names (default {','.join(DEFAULT_METRICS)})."),
     suite: str | None = typer.Option(None, "--suite", help="A metric suite from metrics/ (name or YAML path)."),
     seeds: int = typer.Option(1, "--seeds", help="Run stochastic metrics with seeds 0..N-1."),
     id_field: str | None = typer.Option(None, "--id-field", help="Id field/column of the candidate files."),
@@ -100,6 +106,8 @@ def score_command(
         None, "--ray-address", help="Ray cluster to join (default RAY_ADDRESS, else a new local instance)."),
     workers: int | None = typer.Option(None, "--workers", help="Ray workers (default: the cluster's CPUs)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
+    overwrite: bool = typer.Option(False, "--overwrite",
+                                   help="Write into an --out that holds other files (capeval's files are replaced)."),
 ) -> None:
     """Score captioners against references; write manifest.json, scores.parquet and summary.json to --out.
 
@@ -108,14 +116,19 @@ def score_command(
         capeval score --refs mscoco_references.jsonl --cand mscoco_THumB-1.0.jsonl --system-field SYS --out runs/thumb
         capeval score --refs refs.json --cand mine=mine.jsonl --out runs/r2 --engine ray --workers 8
     """
-    metric_names = [m.strip() for m in metrics.split(",") if m.strip()]
+    if suite and metrics is not None:
+        raise CapevalError("--suite and --metrics both choose the metrics: give one of them")
+    metric_names = [m.strip() for m in (metrics or ",".join(DEFAULT_METRICS)).split(",") if m.strip()]
     options = {k: _coerce(v) for k, v in parse_key_values(option, "--option").items()}
+    suite_info = None
     if suite:
         from capeval.suites import load_suite
 
         doc = load_suite(suite)
         metric_names = list(doc["metrics"])
         options = {**doc["options"], **options}
+        suite_info = {"name": doc.get("name", suite), "version": (doc.get("metadata") or {}).get("version"),
+                      "path": doc["path"]}
     options.update(flag_options(
         images=images, bertscore_model=bertscore_model, bertscore_layer=bertscore_layer, judge_model=judge_model,
         judge_base_url=judge_base_url, judge_template=judge_template, judge_concurrency=judge_concurrency,
@@ -123,18 +136,16 @@ def score_command(
     options.setdefault("run_dir", str(out))
     from capeval.api import build_metrics
 
-    build_metrics(metric_names, options)  # unknown or unavailable metrics fail before any input is read
+    built = build_metrics(metric_names, {"seeds": seeds, **options})  # fail before any input is read
     references = read_references(refs, id_field=ref_id_field, text_field=ref_text_field)
     candidates = load_candidate_args(cand, id_field, text_field, system_field)
-    results = evaluate(references, candidates, metric_names, seeds=seeds, options=options,
-                       progress=False if quiet else None, engine=engine, ray_address=ray_address, workers=workers)
-    results.inputs["references"]["path"] = str(refs)
-    from capeval.hashing import sha256_file
+    from capeval.rundir import check_out_dir
 
-    results.inputs["references"]["sha256"] = sha256_file(refs)
-    for name, cf in candidates.items():
-        results.inputs["candidates"][name] = {"path": cf.path, "sha256": sha256_file(cf.path)}
-    results.write(out, command=["capeval", *sys.argv[1:]])
+    check_out_dir(out, inputs=[refs, *(Path(cf.path) for cf in candidates.values())], overwrite=overwrite)
+    results = evaluate(references, candidates, built, seeds=seeds, options=options,
+                       progress=False if quiet else None, engine=engine, ray_address=ray_address, workers=workers)
+    results.suite = suite_info
+    results.write(out, command=["capeval", *sys.argv[1:]], overwrite=overwrite)
     if not quiet:
         print_summary(results.summary, out)
 

@@ -20,10 +20,10 @@ from typing import Any
 import numpy as np
 
 from capeval.engine.ray_setup import EngineError, start_ray, stop_ray
-from capeval.engine.shards import Piece, Shard, corpus_value, local_torch_threads, merge_counts, shard_rule, split
+from capeval.engine.shards import Piece, Shard, local_torch_threads, merge_counts, shard_rule, split
 from capeval.errors import CapevalError
 from capeval.io.align import Dataset
-from capeval.metrics.base import Metric, MetricOutput
+from capeval.metrics.base import Metric, MetricStatistics
 
 log = logging.getLogger("capeval")
 
@@ -35,12 +35,13 @@ RESTARTS = 3
 class ShardedScores:
     """What :func:`score_on_ray` gives back: ``outputs[(metric, captioner, seed)]`` as the local loop has it."""
 
-    outputs: dict[tuple[str, str, int], MetricOutput]
+    outputs: dict[tuple[str, str, int], MetricStatistics]
     workers: int
     shards: int
     address: str
     engine: dict[str, Any] = field(default_factory=dict)
     worker_peak_rss: list[int] = field(default_factory=list)  # bytes, per worker (not part of the run)
+    tokenized: dict[str, dict[str, str]] = field(default_factory=dict)  # the workers' tokenisations, merged
 
 
 def _worker_options(options: dict[str, Any]) -> dict[str, Any]:
@@ -55,7 +56,7 @@ def _worker_options(options: dict[str, Any]) -> dict[str, Any]:
 
 def _judge_cache_actor(ray: Any, metrics: list[Metric], options: dict[str, Any]) -> tuple[Any, str] | None:
     """The single cache writer actor, pinned to the driver's node, when a judge metric uses the cache."""
-    from capeval.judges.metric import JudgeMetric
+    from capeval.metrics.judge import JudgeMetric
 
     judges = [m for m in metrics if isinstance(m, JudgeMetric) and m.config.cache != "off"]
     if not judges:
@@ -129,6 +130,7 @@ def score_on_ray(dataset: Dataset, metrics: list[Metric], seeds: int, options: d
         firsts = _get(ray, shard_refs)
         for name, out in zip(whole, _get(ray, whole_refs), strict=True):
             firsts[0]["pieces"].update({key: p for key, p in out["pieces"].items() if key[0] == name})
+            firsts.append({"pieces": {}, "cider_df": {}, "cider_docs": {}, "tokenized": out.get("tokenized", {})})
         cider_values: dict[str, list[dict[str, np.ndarray]]] = {}
         cider = [m for m in metrics if shard_rule(m) == "cider"]
         if cider:
@@ -139,10 +141,15 @@ def score_on_ray(dataset: Dataset, metrics: list[Metric], seeds: int, options: d
             seconds = _get(ray, [actors[owner[k]].cider.remote(stored[k], df_ref, docs) for k in range(len(shards))])
             cider_values[cider[0].name] = seconds
         outputs = _join(dataset, metrics, seeds, firsts, cider_values)
+        tokenized: dict[str, dict[str, str]] = {}
+        for f in firsts:
+            for name, tok in f.get("tokenized", {}).items():
+                tokenized.setdefault(name, {}).update(tok)
         peaks = _get(ray, [a.peak_rss.remote() for a in actors])
         log.info("capeval: Ray workers' peak RSS %s MB", [round(p / 2**20) for p in peaks])
         return ShardedScores(outputs, n_workers, len(shards), session.address,
-                             {"name": "ray", "workers": n_workers, "shards": len(shards)}, worker_peak_rss=peaks)
+                             {"name": "ray", "workers": n_workers, "shards": len(shards)}, worker_peak_rss=peaks,
+                             tokenized=tokenized)
     finally:
         for actor in [*actors, *([cache_actor] if cache_actor is not None else [])]:
             with contextlib.suppress(Exception):  # a dead worker has nothing left to close
@@ -151,23 +158,28 @@ def score_on_ray(dataset: Dataset, metrics: list[Metric], seeds: int, options: d
 
 
 def _join(dataset: Dataset, metrics: list[Metric], seeds: int, firsts: list[dict[str, Any]],
-          cider_values: dict[str, list[dict[str, np.ndarray]]]) -> dict[tuple[str, str, int], MetricOutput]:
-    outputs: dict[tuple[str, str, int], MetricOutput] = {}
+          cider_values: dict[str, list[dict[str, np.ndarray]]]) -> dict[tuple[str, str, int], MetricStatistics]:
+    """Shard pieces joined per (metric, captioner, seed) in sample order: what ``metric.statistics`` of the
+    whole batch gives (CIDEr-D's per-sample values from the second pass)."""
+    import pandas as pd
+
+    outputs: dict[tuple[str, str, int], MetricStatistics] = {}
     for metric in metrics:
         rule = shard_rule(metric)
         for cap in dataset.captioners:
+            ids = dataset.ids_for(cap)
             for seed in range(seeds) if metric.stochastic else (0,):
-                if rule == "cider":
-                    parts = [c[cap] for c in cider_values[metric.name] if cap in c]
-                    values = np.concatenate(parts) if parts else np.zeros(0)
-                    outputs[(metric.name, cap, seed)] = MetricOutput(
-                        per_sample={"cider": values}, corpus={"cider": corpus_value(rule, "cider", values, None)})
-                    continue
                 pieces: list[Piece] = [f["pieces"][(metric.name, cap, seed)] for f in firsts
                                        if (metric.name, cap, seed) in f["pieces"]]
-                stats = np.vstack([p.stats for p in pieces]) if pieces and pieces[0].stats is not None else None
-                per_sample = {key: np.concatenate([p.values[key] for p in pieces]) if pieces else np.zeros(0)
-                              for key in metric.outputs}
+                values = {key: np.concatenate([p.values[key] for p in pieces]) if pieces else np.zeros(0)
+                          for key in metric.outputs}
+                if rule == "cider":
+                    parts = [c[cap] for c in cider_values[metric.name] if cap in c]
+                    values = {"cider": np.concatenate(parts) if parts else np.zeros(0)}
+                table = (pd.concat([p.table for p in pieces], ignore_index=True) if pieces
+                         else pd.DataFrame())
+                if rule == "cider" and len(table):
+                    table["cider"] = values["cider"]  # the whole set's document frequencies, as the rule expects
                 failures: dict[str, int] = {}
                 usage: dict[str, float] = {}
                 details: dict[str, list[str | None]] = {}
@@ -178,6 +190,6 @@ def _join(dataset: Dataset, metrics: list[Metric], seeds: int, firsts: list[dict
                         usage[k] = usage.get(k, 0) + v
                     for k, texts in p.details.items():
                         details.setdefault(k, []).extend(texts)
-                corpus = {key: corpus_value(rule, key, per_sample[key], stats) for key in metric.outputs}
-                outputs[(metric.name, cap, seed)] = MetricOutput(per_sample, corpus, failures, details, usage)
+                outputs[(metric.name, cap, seed)] = MetricStatistics(list(ids), table, values, failures, details,
+                                                                     usage)
     return outputs

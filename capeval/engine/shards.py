@@ -5,21 +5,22 @@ them. A :class:`ShardWorker` (one per Ray worker; plain Python, testable without
 a shard with the run's own metric classes, set up once per worker (models loaded once, one METEOR JVM), and
 returns per-sample values plus what the corpus score needs:
 
-* ``mean`` metrics (ROUGE-L, judges): per-sample values; the corpus score is the mean of the joined values
-  (NaN left out where the metric leaves them out).
+Each worker calls the metric's own ``statistics(batch)`` (protocol v2) on its shard; the driver concatenates the
+statistics tables and values and calls the metric's ``aggregate`` on the whole table, as the local engine does:
+
+* ``mean`` metrics (ROUGE-L, judges): per-sample values are independent of the other samples.
 * ``whole`` metrics (BERTScore, CAPTURE): one worker scores the whole run, as the local engine does. Their
   float32 encoders give results that depend on the shapes of the batches a sentence is encoded and matched in
   (measured: up to 3e-7 for BERTScore, 7e-8 for CAPTURE between a whole run and two halves), so sharding
   them would move scores; each runs on its own worker, in parallel with the sharded metrics, with as many
   torch threads as the local engine would use (the thread count moves them by as much: 1.8e-7 for BERTScore
   between 1 and 2 threads; Ray gives a one-CPU worker one thread).
-* ``bleu``: per-sample BLEU and the sufficient statistics (pycocoevalcap's closest reference length); corpus
-  BLEU from their sums (:func:`capeval.metrics.coco.corpus_bleu_from_stats`).
-* ``meteor``: the 23 segment statistics from the worker's JVM; per-sample scores are the JVM's own; the
-  corpus score is Java's aggregate over every shard's statistics (:mod:`capeval.stats.meteor`).
-* ``cider``: two passes. The first returns each captioner's reference n-gram document counts; the driver
-  sums them over all shards (the document frequencies of the whole reference set, as a local run has them);
-  the second scores the shard's samples with pycocoevalcap's own CIDEr-D arithmetic under those totals.
+* ``bleu`` and ``meteor``: per-sample values are independent; the corpus value comes from the summed
+  statistics (the ``bleu`` and ``meteor`` aggregation rules), one METEOR JVM per worker.
+* ``cider``: the corpus value's rule (``cider-d``) reads the whole table; per-sample values take a second
+  pass: the first returns each captioner's reference n-gram document counts, the driver sums them over all
+  shards (the document frequencies of the whole reference set, as a local run has them), the second scores
+  the shard's samples with pycocoevalcap's own CIDEr-D arithmetic under those totals.
 
 A metric whose per-sample value depends on other samples in a way not listed here (pairwise comparison
 against another captioner, proxy QA's ratio) is refused with a one-line error.
@@ -94,7 +95,7 @@ class Piece:
     failures: dict[str, int] = field(default_factory=dict)
     details: dict[str, list[str | None]] = field(default_factory=dict)
     usage: dict[str, float] = field(default_factory=dict)
-    stats: np.ndarray | None = None  # bleu / meteor sufficient statistics, one row per sample
+    table: Any = None  # the metric's per-sample statistics (protocol v2), one row per sample
 
 
 class _GlobalDfCider:
@@ -150,29 +151,23 @@ class ShardWorker:
         self.shared = dict(shared or {})
         self.torch_threads = torch_threads
         self._set_up: set[str] = set()
-        self._meteor: Any = None
         self._cider_tokens: dict[int, dict[str, tuple[list[str], list[list[str]]]]] = {}
 
     def _setup(self, metric: Metric, context: Any) -> None:
-        """Set a metric up the first time this worker uses it (a model loads once per worker)."""
+        """Set a metric up the first time this worker uses it (a model or a METEOR JVM starts once per worker)."""
         if metric.name in self._set_up:
             return
-        if self.rules[metric.name] == "meteor":
-            from capeval.stats.meteor import MeteorStatsProcess
+        if self.rules[metric.name] == "whole" and self.torch_threads:
+            import torch
 
-            self._meteor = MeteorStatsProcess()
-            self._meteor.start()
-        elif self.rules[metric.name] in ("mean", "whole"):
-            if self.rules[metric.name] == "whole" and self.torch_threads:
-                import torch
-
-                torch.set_num_threads(self.torch_threads)
-            metric.setup(context)
+            torch.set_num_threads(self.torch_threads)
+        metric.setup(context)
         self._set_up.add(metric.name)
 
     def run(self, shard: Shard, names: list[str] | None = None) -> dict[str, Any]:
         """First pass over a shard for the metrics ``names`` (default: every metric that is not ``whole``):
-        ``{"pieces": {(metric, cap, seed): Piece}, "cider_df": {cap: Counter}, "cider_docs": {cap: n}}``."""
+        ``{"pieces": {(metric, cap, seed): Piece}, "cider_df": {cap: Counter}, "cider_docs": {cap: n},
+        "tokenized": {tokenizer: {caption: tokens}}}``."""
         from capeval.context import RunContext
 
         dataset = shard.dataset()
@@ -185,47 +180,27 @@ class ShardWorker:
             self._setup(metric, context)
         pieces: dict[tuple[str, str, int], Piece] = {}
         out: dict[str, Any] = {"pieces": pieces, "cider_df": {}, "cider_docs": {}}
-        batches = {}
-        for cap in dataset.captioners:
-            ids = dataset.ids_for(cap)
-            batches[cap] = Batch(cap, ids, [dataset.candidates[cap][i] for i in ids],
-                                 [dataset.references[i] for i in ids], [dataset.images.get(i) for i in ids])
-        tok: dict[str, str] | None = None
         for metric in metrics:
             rule = self.rules[metric.name]
-            if rule in ("bleu", "meteor", "cider") and tok is None:
-                tok = context.tokenized("ptb")
-            for cap, batch in batches.items():
-                if not len(batch):
+            for cap in dataset.captioners:
+                ids = dataset.ids_for(cap)
+                if not ids:
                     continue
-                if rule in ("bleu", "meteor", "cider"):
-                    assert tok is not None
+                batch = Batch(cap, ids, [dataset.candidates[cap][i] for i in ids],
+                              [dataset.references[i] for i in ids], [dataset.images.get(i) for i in ids])
+                for seed in range(self.seeds) if metric.stochastic else (0,):
+                    st = metric.statistics(batch, context, seed=seed)
+                    pieces[(metric.name, cap, seed)] = Piece(
+                        {k: np.asarray(v, dtype=float) for k, v in st.values.items()}, dict(st.failures),
+                        dict(st.details), dict(st.usage), table=st.table.reset_index(drop=True))
+                if rule == "cider":
+                    tok = context.tokenized("ptb")
                     cands = [tok[c] for c in batch.candidates]
                     refs = [[tok[r] for r in rr] for rr in batch.references]
-                if rule == "bleu":
-                    from capeval.metrics.coco import Bleu
-
-                    result = metric.score(batch, context)
-                    pieces[(metric.name, cap, 0)] = Piece(
-                        {k: np.asarray(v, dtype=float) for k, v in result.per_sample.items()},
-                        stats=Bleu.sufficient_statistics(cands, refs))
-                elif rule == "meteor":
-                    from capeval.stats.meteor import aggregable
-
-                    stats = self._meteor.statistics(cands, refs)
-                    per_sample, _ = self._meteor.evaluate(stats)
-                    pieces[(metric.name, cap, 0)] = Piece({"meteor": np.asarray(per_sample, dtype=float)},
-                                                          stats=aggregable(stats))
-                elif rule == "cider":
                     out["cider_df"][cap] = cider_doc_counts(refs)
                     out["cider_docs"][cap] = len(refs)
                     self._cider_tokens.setdefault(shard.index, {})[cap] = (cands, refs)
-                else:
-                    for seed in range(self.seeds) if metric.stochastic else (0,):
-                        result = metric.score(batch, context, seed=seed)
-                        pieces[(metric.name, cap, seed)] = Piece(
-                            {k: np.asarray(v, dtype=float) for k, v in result.per_sample.items()},
-                            dict(result.failures), dict(result.details), dict(result.usage))
+        out["tokenized"] = {name: dict(tok) for name, tok in context._tokenized.items()}
         return out
 
     def cider(self, shard: Shard, df: dict[str, dict], docs: dict[str, int]) -> dict[str, np.ndarray]:
@@ -255,9 +230,6 @@ class ShardWorker:
         """Close every metric and the METEOR JVM."""
         for metric in self.metrics:
             metric.close()
-        if self._meteor is not None:
-            self._meteor.close()
-            self._meteor = None
 
 
 def local_torch_threads() -> int | None:
@@ -272,28 +244,6 @@ def local_torch_threads() -> int | None:
 
     _limit_torch_threads()
     return int(torch.get_num_threads())
-
-
-def corpus_value(rule: str, key: str, values: np.ndarray, stats: np.ndarray | None,
-                 reference_corpus: float | None = None) -> float:
-    """The corpus score of joined shards for one output."""
-    if rule == "bleu":
-        from capeval.metrics.coco import corpus_bleu_from_stats
-
-        assert stats is not None
-        n = int(key.rsplit("_", 1)[1])
-        return float(corpus_bleu_from_stats(stats, n=4)[n - 1])
-    if rule == "meteor":
-        from capeval.stats.meteor import meteor_from_totals
-
-        assert stats is not None
-        return float(meteor_from_totals(stats.sum(axis=0))[0])
-    if not len(values):
-        return float("nan")
-    finite = values[np.isfinite(values)]
-    if rule == "cider" or len(finite) == len(values):
-        return float(np.mean(values))
-    return float(np.mean(finite)) if len(finite) else float("nan")
 
 
 def merge_counts(parts: list[Counter]) -> dict:

@@ -44,6 +44,7 @@ class CaptionFile:
     id_kind: IdKind
     images: dict[str, str] = field(default_factory=dict)
     format: str = ""
+    sha256: str = ""  # of the file's bytes (the run's manifest records it)
 
 
 @dataclass
@@ -233,7 +234,10 @@ def _collect(path: str, typed: str, rows: Iterable[_Row], *, many: bool, fmt: st
         raise InputError("no captions found", path=path)
     if len(kinds) > 1:
         raise InputError("ids mix integers and strings", path=path)
-    return CaptionFile(path=path, captions=captions, id_kind=kinds.pop(), images=images, format=fmt)
+    from capeval.hashing import sha256_file
+
+    digest = sha256_file(path) if Path(path).is_file() else ""
+    return CaptionFile(path=path, captions=captions, id_kind=kinds.pop(), images=images, format=fmt, sha256=digest)
 
 
 def read_references(path: str | Path, *, id_field: str | None = None, text_field: str | None = None) -> CaptionFile:

@@ -33,6 +33,22 @@ def default_temperature(seeds: int | None) -> float:
     return 0.0 if seeds == 1 else MULTI_SEED_TEMPERATURE
 
 
+# --option key -> (JudgeConfig field, type): the judge options read one way everywhere.
+JUDGE_SIMPLE_OPTIONS: dict[str, tuple[str, type]] = {
+    "judge_model": ("model", str), "judge_base_url": ("base_url", str),
+    "judge_api_key_env": ("api_key_env", str), "judge_concurrency": ("concurrency", int),
+    "judge_timeout": ("timeout", float), "judge_retries": ("retries", int),
+    "judge_backoff": ("backoff", float), "judge_backoff_max": ("backoff_max", float),
+    "judge_temperature": ("temperature", float), "judge_max_tokens": ("max_tokens", int),
+    "judge_top_p": ("top_p", float), "judge_rpm": ("rpm", float), "judge_tpm": ("tpm", float),
+    "judge_response_format": ("response_format", str), "judge_template": ("template", str),
+    "judge_prices": ("prices", str), "judge_cache_timeout": ("cache_timeout", float),
+    "judge_http": ("http", str),
+}
+JUDGE_OPTION_KEYS = frozenset(JUDGE_SIMPLE_OPTIONS) | {"judge_cache", "cache_dir", "cache", "refresh_cache",
+                                                        "judge_endpoints"}
+
+
 @dataclass(frozen=True)
 class JudgeConfig:
     """Everything the judge client needs; it holds no secret, only the *name* of the key's env variable.
@@ -126,17 +142,7 @@ class JudgeConfig:
         """Build from a run's options; ``defaults`` (e.g. ``max_tokens=64``) apply when an option is unset."""
         o = options
         kw: dict[str, Any] = {}
-        simple = {
-            "judge_model": ("model", str), "judge_base_url": ("base_url", str),
-            "judge_api_key_env": ("api_key_env", str), "judge_concurrency": ("concurrency", int),
-            "judge_timeout": ("timeout", float), "judge_retries": ("retries", int),
-            "judge_backoff": ("backoff", float), "judge_backoff_max": ("backoff_max", float),
-            "judge_temperature": ("temperature", float), "judge_max_tokens": ("max_tokens", int),
-            "judge_top_p": ("top_p", float), "judge_rpm": ("rpm", float), "judge_tpm": ("tpm", float),
-            "judge_response_format": ("response_format", str), "judge_template": ("template", str),
-            "judge_prices": ("prices", str), "judge_cache_timeout": ("cache_timeout", float),
-            "judge_http": ("http", str),
-        }
+        simple = JUDGE_SIMPLE_OPTIONS
         known = {f.name for f in fields(cls)}
         for key in defaults:
             if key not in known:
@@ -174,6 +180,6 @@ class JudgeConfig:
 
 
 def _truthy(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.lower() in ("1", "true", "yes", "on")
-    return bool(value)
+    from capeval.options import parse_bool
+
+    return value is not None and parse_bool(value, key="refresh_cache")

@@ -33,12 +33,12 @@ from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
 from importlib.util import find_spec
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from capeval.errors import CapevalError
-from capeval.metrics.base import Availability, Batch, Metric, MetricOutput
+from capeval.metrics.base import Availability, Batch, Metric, MetricStatistics
 from capeval.metrics.bertscore_model import Encoder, ModelSpec, resolve_model, shared_encoder
 
 log = logging.getLogger("capeval")
@@ -49,16 +49,9 @@ PAIR_BATCH = 64  # pairs per greedy-matching batch: bert_score.score's default b
 
 
 def _bool(key: str, value: Any) -> bool:
-    if isinstance(value, bool) or value is None:
-        return bool(value)
-    if isinstance(value, (int, float)) and value in (0, 1):
-        return bool(value)
-    text = str(value).strip().lower()
-    if text in {"1", "yes", "true", "on"}:
-        return True
-    if text in {"0", "no", "false", "off", ""}:
-        return False
-    raise CapevalError(f"option {key}={value!r}: expected yes/no")
+    from capeval.options import parse_bool
+
+    return False if value is None else parse_bool(value, key=f"option {key}")
 
 
 def _int(key: str, value: Any) -> int | None:
@@ -201,6 +194,10 @@ class BERTScore(Metric):
     description = "BERTScore (Zhang et al., 2020) via bert-score; roberta-large L17, offline MiniLM fallback"
     needs = frozenset({"references"})
     outputs = ("bertscore", "bertscore_p", "bertscore_r")
+    option_keys_: ClassVar[frozenset[str]] = frozenset({
+        "bertscore_model", "bertscore_layer", "bertscore_idf", "bertscore_rescale", "bertscore_baseline",
+        "bertscore_batch_size", "bertscore_device"})
+    display_names = {"bertscore": "BERTScore", "bertscore_p": "BERTScore-P", "bertscore_r": "BERTScore-R"}
 
     def __init__(self, model: str | None = None, layer: int | None = None, idf: bool = False,
                  rescale: bool = False, baseline: str | None = None, batch_size: int = 64,
@@ -294,7 +291,7 @@ class BERTScore(Metric):
                      self._encoder.device, len(texts))
             self._encoder.encode(texts)
 
-    def score(self, batch: Batch, context: Any, seed: int = 0) -> MetricOutput:
+    def statistics(self, batch: Batch, context: Any, seed: int = 0) -> MetricStatistics:
         """Score one captioner's batch (see :func:`bertscore_samples`)."""
         if self._encoder is None:
             self.setup(context)
@@ -307,9 +304,8 @@ class BERTScore(Metric):
         if counts["blank_references"]:
             log.warning("bertscore: %d blank reference(s) for captioner %r's samples were left out",
                         counts["blank_references"], batch.captioner)
-        corpus = {key: float(np.mean(v)) if len(v) else float("nan") for key, v in per_sample.items()}
         usage = {k: float(v) for k, v in counts.items()}
-        return MetricOutput(per_sample=per_sample, corpus=corpus, usage=usage)
+        return MetricStatistics.of_values(list(batch.sample_ids), per_sample, usage=usage)
 
     def close(self) -> None:
         """Drop this metric's handle on the encoder (the run's ``context.shared`` keeps the cache)."""

@@ -15,11 +15,9 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-from typing import Any
+from typing import Any, ClassVar
 
-import numpy as np
-
-from capeval.metrics.base import Availability, Batch, Metric, MetricOutput
+from capeval.metrics.base import Availability, Batch, Metric, MetricStatistics
 
 log = logging.getLogger("capeval")
 
@@ -61,6 +59,9 @@ class Capture(Metric):
         "capture", "capture_obj_p", "capture_obj_r", "capture_obj_f1", "capture_attr_p", "capture_attr_r",
         "capture_attr_f1", "capture_rel_p", "capture_rel_r", "capture_rel_f1",
     )
+    display_names = {"capture": "CAPTURE"}
+    option_keys_: ClassVar[frozenset[str]] = frozenset({
+        "capture_parser", "capture_encoder", "capture_device", "capture_factual_model", "capture_lowercase"})
 
     @classmethod
     def availability(cls) -> Availability:
@@ -152,7 +153,8 @@ class Capture(Metric):
         self._graphs = None
         self._encoder = None
 
-    def score(self, batch: Batch, context: Any, seed: int = 0) -> MetricOutput:
+    def statistics(self, batch: Batch, context: Any, seed: int = 0) -> MetricStatistics:
+        """Per-sample CAPTURE and its parts (the statistics of a mean)."""
         from capeval.capture.scoring import OUTPUTS, score_samples
 
         if self._graphs is None:
@@ -169,9 +171,8 @@ class Capture(Metric):
             log.warning("capture: %d of %d candidates of %s yield no objects, attributes or relations "
                         "(they score 0)", empty, len(cands), batch.captioner)
         per_sample = {key: scores[:, k] for k, key in enumerate(OUTPUTS)}
-        return MetricOutput(
-            per_sample=per_sample,
-            corpus={key: float(np.nanmean(v)) if len(v) else float("nan") for key, v in per_sample.items()},
+        return MetricStatistics.of_values(
+            list(batch.sample_ids), per_sample,
             details={"capture": [g.describe() for g in cands]},
             usage={
                 "capture_empty_candidate_graphs": float(empty),

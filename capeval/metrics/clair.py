@@ -14,11 +14,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from capeval.judges.metric import Judged, JudgeMetric, detail_text
 from capeval.judges.parsing import Verdict, json_schema_format, parse_score
 from capeval.judges.protocol import JudgeRequest
 from capeval.judges.templates import JudgeTemplate
-from capeval.metrics.base import Batch, MetricOutput
+from capeval.metrics.base import Batch, MetricStatistics
+from capeval.metrics.judge import Judged, JudgeMetric, detail_text
 
 CLAIR_FORMAT = json_schema_format("clair", {"score": {"type": "number"}, "reason": {"type": "string"}})
 
@@ -51,22 +51,22 @@ class Clair(JudgeMetric):
     description = "CLAIR (Chan et al., 2023): an LLM rates 0-100 if candidate and references match one image"
     needs = frozenset({"references", "llm"})
     outputs = ("clair",)
+    scale = 100.0
+    display_names = {"clair": "CLAIR"}
     default_template: ClassVar[str] = "clair-v1"
     config_defaults: ClassVar[dict[str, Any]] = {"max_tokens": 256}
     retry_instruction: ClassVar[str] = (
         'Reply again with only a JSON object such as {"score": 50, "reason": "..."}: "score" is a number '
         "from 0 to 100 and \"reason\" is a short string.")
 
-    def score(self, batch: Batch, context: Any, seed: int = 0) -> MetricOutput:
+    def statistics(self, batch: Batch, context: Any, seed: int = 0) -> MetricStatistics:
         """Judge every candidate of the batch with this seed."""
         requests = clair_requests(self.template, batch.candidates, batch.references, seed)
         judged = self.ask(requests, parse_clair)
         values = clair_values(judged)
         failures = int(np.isnan(values).sum())
-        corpus = float(np.nanmean(values)) if failures < len(values) else float("nan")
-        return MetricOutput(
-            per_sample={"clair": values},
-            corpus={"clair": corpus},
+        return MetricStatistics.of_values(
+            list(batch.sample_ids), {"clair": values},
             failures={"clair": failures},
             details={"clair": [detail_text(j) for j in judged]},
             usage=self.take_usage(),

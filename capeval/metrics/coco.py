@@ -16,15 +16,16 @@ from __future__ import annotations
 
 import contextlib
 import io
-import math
 from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
+from capeval.aggregation import BLEU_COLUMNS, METEOR_COLUMNS, meteor_aggregable
 from capeval.java import java_problem, pycocoevalcap_dir
-from capeval.metrics.base import Availability, Batch, Metric, MetricOutput
+from capeval.metrics.base import Availability, Batch, Metric, MetricStatistics
 from capeval.metrics.meteor_process import MeteorProcess
 
 
@@ -75,38 +76,17 @@ class _CocoMetric(Metric):
         return {}
 
 
-# BLEU's per-sample sufficient statistics, in column order: what corpus BLEU is recomputed from.
-BLEU_STAT_COLUMNS = ("testlen", "reflen", "guess_1", "guess_2", "guess_3", "guess_4",
-                     "correct_1", "correct_2", "correct_3", "correct_4")
-
-
-def corpus_bleu_from_stats(stats: np.ndarray, n: int = 4) -> list[float]:
-    """Corpus BLEU-1..n from per-sample statistics (rows as :data:`BLEU_STAT_COLUMNS`).
-
-    The same arithmetic as ``BleuScorer.compute_score`` (constants ``small``/``tiny`` included), so
-    bootstrap resamples of corpus BLEU need no re-tokenisation.
-    """
-    small, tiny = 1e-9, 1e-15
-    totals = stats.sum(axis=0)
-    testlen, reflen = totals[0], totals[1]
-    bleus, bleu = [], 1.0
-    for k in range(n):
-        bleu *= float(totals[6 + k] + tiny) / (totals[2 + k] + small)
-        bleus.append(bleu ** (1.0 / (k + 1)))
-    ratio = (testlen + tiny) / (reflen + small)
-    if ratio < 1:
-        bleus = [b * math.exp(1 - 1 / ratio) for b in bleus]
-    return bleus
-
-
 class Bleu(_CocoMetric):
     """BLEU-1..4 (Papineni et al., 2002) as pycocoevalcap computes it: 'closest' reference length."""
 
     description = "BLEU-1..4, pycocoevalcap's BleuScorer (closest reference length)"
     outputs = ("bleu_1", "bleu_2", "bleu_3", "bleu_4")
-    corpus_level = True
+    aggregation = "bleu"
+    scale = 100.0
+    display_names = {f"bleu_{k}": f"BLEU-{k}" for k in range(1, 5)}
 
-    def score(self, batch: Batch, context: Any, seed: int = 0) -> MetricOutput:
+    def statistics(self, batch: Batch, context: Any, seed: int = 0) -> MetricStatistics:
+        """Per-sample BLEU-1..4 and the sufficient statistics corpus BLEU sums (:data:`BLEU_COLUMNS`)."""
         from pycocoevalcap.bleu.bleu_scorer import BleuScorer
 
         cands, refs = _tokenized(batch, context)
@@ -114,25 +94,13 @@ class Bleu(_CocoMetric):
         for c, r in zip(cands, refs, strict=True):
             scorer += (c, r)
         with contextlib.redirect_stdout(io.StringIO()):
-            corpus, per_sample = scorer.compute_score(option="closest", verbose=0)
-        return MetricOutput(
-            per_sample={key: np.asarray(per_sample[k], dtype=float) for k, key in enumerate(self.outputs)},
-            corpus={key: float(corpus[k]) for k, key in enumerate(self.outputs)},
-        )
-
-    @staticmethod
-    def sufficient_statistics(candidates: list[str], references: list[list[str]]) -> np.ndarray:
-        """Per-sample BLEU statistics of tokenised captions (rows as :data:`BLEU_STAT_COLUMNS`)."""
-        from pycocoevalcap.bleu.bleu_scorer import BleuScorer
-
-        scorer = BleuScorer(n=4)
-        for c, r in zip(candidates, references, strict=True):
-            scorer += (c, r)
-        rows = []
-        for comps in scorer.ctest:
-            reflen = scorer._single_reflen(comps["reflen"], "closest", comps["testlen"])
-            rows.append([comps["testlen"], reflen, *comps["guess"], *comps["correct"]])
-        return np.asarray(rows, dtype=float).reshape(-1, len(BLEU_STAT_COLUMNS))
+            _, per_sample = scorer.compute_score(option="closest", verbose=0)
+        rows = [[comps["testlen"], scorer._single_reflen(comps["reflen"], "closest", comps["testlen"]),
+                 *comps["guess"], *comps["correct"]] for comps in scorer.ctest]
+        table = pd.DataFrame(np.asarray(rows, dtype=np.float64).reshape(-1, len(BLEU_COLUMNS)),
+                             columns=list(BLEU_COLUMNS))
+        values = {key: np.asarray(per_sample[k], dtype=float) for k, key in enumerate(self.outputs)}
+        return MetricStatistics(list(batch.sample_ids), table, values)
 
 
 class Meteor(_CocoMetric):
@@ -140,7 +108,9 @@ class Meteor(_CocoMetric):
 
     description = "METEOR 1.5 (en, -norm), pycocoevalcap's jar; corpus score is METEOR's own aggregate"
     outputs = ("meteor",)
-    corpus_level = True
+    aggregation = "meteor"
+    scale = 100.0
+    display_names = {"meteor": "METEOR"}
     jar = "meteor/meteor-1.5.jar"
 
     def __init__(self, **options: Any) -> None:
@@ -159,13 +129,15 @@ class Meteor(_CocoMetric):
             self._process.close()
             self._process = None
 
-    def score(self, batch: Batch, context: Any, seed: int = 0) -> MetricOutput:
+    def statistics(self, batch: Batch, context: Any, seed: int = 0) -> MetricStatistics:
+        """Per-segment METEOR (Java's) and the 23 segment statistics its corpus aggregate sums."""
         if self._process is None:
             self.setup(context)
         assert self._process is not None
         cands, refs = _tokenized(batch, context)
-        per_sample, corpus = self._process.score(cands, refs)
-        return MetricOutput(per_sample={"meteor": np.asarray(per_sample, dtype=float)}, corpus={"meteor": corpus})
+        stats, per_sample = self._process.statistics(cands, refs, batch.sample_ids)
+        table = pd.DataFrame(meteor_aggregable(stats), columns=list(METEOR_COLUMNS))
+        return MetricStatistics(list(batch.sample_ids), table, {"meteor": np.asarray(per_sample, dtype=float)})
 
 
 class RougeL(_CocoMetric):
@@ -173,18 +145,20 @@ class RougeL(_CocoMetric):
 
     description = "ROUGE-L, pycocoevalcap's Rouge (beta=1.2); corpus score is the mean"
     outputs = ("rouge_l",)
+    scale = 100.0
+    display_names = {"rouge_l": "ROUGE-L"}
 
     def extra_params(self) -> dict[str, Any]:
         return {"beta": 1.2}
 
-    def score(self, batch: Batch, context: Any, seed: int = 0) -> MetricOutput:
+    def statistics(self, batch: Batch, context: Any, seed: int = 0) -> MetricStatistics:
+        """Per-sample ROUGE-L (the statistics of a mean)."""
         from pycocoevalcap.rouge.rouge import Rouge
 
         cands, refs = _tokenized(batch, context)
         rouge = Rouge()
         values = np.asarray([rouge.calc_score([c], r) for c, r in zip(cands, refs, strict=True)], dtype=float)
-        return MetricOutput(per_sample={"rouge_l": values},
-                            corpus={"rouge_l": float(np.mean(values)) if len(values) else float("nan")})
+        return MetricStatistics.of_values(list(batch.sample_ids), {"rouge_l": values})
 
 
 class CiderD(_CocoMetric):
@@ -192,21 +166,29 @@ class CiderD(_CocoMetric):
 
     description = "CIDEr-D, pycocoevalcap's Cider (n=4, sigma=6, df from the evaluated references)"
     outputs = ("cider",)
+    aggregation = "cider-d"
+    scale = 100.0
+    display_names = {"cider": "CIDEr"}
 
     def extra_params(self) -> dict[str, Any]:
         return {"n": 4, "sigma": 6, "df": "refs"}
 
-    def score(self, batch: Batch, context: Any, seed: int = 0) -> MetricOutput:
+    def statistics(self, batch: Batch, context: Any, seed: int = 0) -> MetricStatistics:
+        """Per-sample CIDEr-D and its statistics: the tokenised candidate and references of each sample
+        (the document frequencies of any subset of samples are derived from them)."""
         from pycocoevalcap.cider.cider import Cider
 
         cands, refs = _tokenized(batch, context)
         if not cands:
-            return MetricOutput(per_sample={"cider": np.zeros(0)}, corpus={"cider": float("nan")})
-        keys = range(len(cands))
-        corpus, per_sample = Cider(n=4, sigma=6.0).compute_score(
-            {i: refs[i] for i in keys}, {i: [cands[i]] for i in keys}
-        )
-        return MetricOutput(per_sample={"cider": np.asarray(per_sample, dtype=float)}, corpus={"cider": float(corpus)})
+            values = np.zeros(0)
+        else:
+            keys = range(len(cands))
+            _, per_sample = Cider(n=4, sigma=6.0).compute_score(
+                {i: refs[i] for i in keys}, {i: [cands[i]] for i in keys})
+            values = np.asarray(per_sample, dtype=float)
+        table = pd.DataFrame({"candidate": pd.Series(cands, dtype=object),
+                              "references": pd.Series(refs, dtype=object), "cider": values})
+        return MetricStatistics(list(batch.sample_ids), table, {"cider": values})
 
 
 class Spice(_CocoMetric):
@@ -214,6 +196,8 @@ class Spice(_CocoMetric):
 
     description = "SPICE 1.0, pycocoevalcap's jar (needs Stanford CoreNLP 3.6.0, downloaded on first use)"
     outputs = ("spice",)
+    scale = 100.0
+    display_names = {"spice": "SPICE"}
     jar = "spice/spice-1.0.jar"
 
     @classmethod
@@ -233,16 +217,17 @@ class Spice(_CocoMetric):
             )
         return Availability(True)
 
-    def score(self, batch: Batch, context: Any, seed: int = 0) -> MetricOutput:
+    def statistics(self, batch: Batch, context: Any, seed: int = 0) -> MetricStatistics:
+        """Per-sample SPICE F-scores (corpus: their mean, as pycocoevalcap reports it)."""
         from pycocoevalcap.spice.spice import Spice as _Spice
 
         cands, refs = _tokenized(batch, context)
         keys = [str(i) for i in range(len(cands))]
-        corpus, per_sample = _Spice().compute_score(
+        _, per_sample = _Spice().compute_score(
             {k: refs[i] for i, k in enumerate(keys)}, {k: [cands[i]] for i, k in enumerate(keys)}
         )
         # pycocoevalcap's Spice sorts ids as strings: put the scores back in sample order.
         order = sorted(keys)
         by_key = {k: s["All"]["f"] for k, s in zip(order, per_sample, strict=True)}
         values = np.asarray([float(by_key[k]) for k in keys], dtype=float)
-        return MetricOutput(per_sample={"spice": values}, corpus={"spice": float(corpus)})
+        return MetricStatistics.of_values(list(batch.sample_ids), {"spice": values})

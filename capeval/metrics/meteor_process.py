@@ -15,6 +15,8 @@ import subprocess
 import threading
 import weakref
 
+import numpy as np
+
 from capeval.errors import CapevalError
 from capeval.java import java_executable, pycocoevalcap_jar
 
@@ -22,6 +24,7 @@ log = logging.getLogger("capeval")
 
 METEOR_JAR = "meteor/meteor-1.5.jar"
 METEOR_FLAGS = ["-", "-", "-stdio", "-l", "en", "-norm"]
+N_STATS = 23  # segment statistics per SCORE reply
 
 _live: weakref.WeakSet[MeteorProcess] = weakref.WeakSet()
 
@@ -101,16 +104,13 @@ class MeteorProcess:
         writer.join()
         return replies
 
-    def _score_once(self, hypotheses: list[str], references: list[list[str]]) -> tuple[list[float], float]:
+    def _score_once(self, hypotheses: list[str], references: list[list[str]]) -> tuple[list[str], list[float], float]:
         stats = self._exchange([score_line(h, r) for h, r in zip(hypotheses, references, strict=True)],
                                len(hypotheses))
         replies = self._exchange(["EVAL ||| " + " ||| ".join(stats)], len(hypotheses) + 1)
-        return [float(x) for x in replies[:-1]], float(replies[-1])
+        return stats, [float(x) for x in replies[:-1]], float(replies[-1])
 
-    def score(self, hypotheses: list[str], references: list[list[str]]) -> tuple[list[float], float]:
-        """Per-sample METEOR and the corpus METEOR (Java's aggregate over all samples' statistics)."""
-        if not hypotheses:
-            return [], float("nan")
+    def _run(self, hypotheses: list[str], references: list[list[str]]) -> tuple[list[str], list[float], float]:
         with self._lock:
             try:
                 return self._score_once(hypotheses, references)
@@ -122,6 +122,35 @@ class MeteorProcess:
                 except (MeteorCrashed, ValueError) as exc2:
                     self.close()
                     raise MeteorCrashed(f"METEOR failed twice: {exc2}") from exc2
+
+    def score(self, hypotheses: list[str], references: list[list[str]]) -> tuple[list[float], float]:
+        """Per-sample METEOR and the corpus METEOR (Java's aggregate over all samples' statistics)."""
+        if not hypotheses:
+            return [], float("nan")
+        _, per_sample, corpus = self._run(hypotheses, references)
+        return per_sample, corpus
+
+    def statistics(self, hypotheses: list[str], references: list[list[str]],
+                   sample_ids: list[str] | None = None) -> tuple[np.ndarray, list[float]]:
+        """``(n, 23)`` segment statistics (``MeteorStats.toString``) and Java's per-segment scores."""
+        if not hypotheses:
+            return np.zeros((0, N_STATS)), []
+        lines, per_sample, _ = self._run(hypotheses, references)
+        try:
+            rows = np.array([[float(x) for x in line.split()] for line in lines], dtype=np.float64)
+        except ValueError as exc:
+            raise MeteorCrashed(f"METEOR returned unreadable statistics ({exc})") from exc
+        if rows.shape != (len(hypotheses), N_STATS):
+            raise MeteorCrashed(f"METEOR returned statistics of shape {rows.shape}, expected "
+                                f"({len(hypotheses)}, {N_STATS})")
+        return rows, per_sample
+
+    def java_aggregate(self, stats: np.ndarray) -> tuple[list[float], float]:
+        """Java's own per-segment and aggregate scores of statistics rows (an ``EVAL`` line), for tests."""
+        texts = [" ".join(repr(float(x)) for x in row) for row in np.asarray(stats)]
+        with self._lock:
+            replies = self._exchange(["EVAL ||| " + " ||| ".join(texts)], len(texts) + 1)
+        return [float(x) for x in replies[:-1]], float(replies[-1])
 
     def close(self) -> None:
         """Kill the JVM (safe to call twice)."""

@@ -13,11 +13,11 @@ from typing import Any, ClassVar
 import numpy as np
 
 from capeval.judges.images import ImageResolver
-from capeval.judges.metric import Judged, JudgeMetric, detail_text
 from capeval.judges.parsing import Verdict, json_schema_format, parse_score
 from capeval.judges.protocol import JudgeRequest
 from capeval.judges.templates import JudgeTemplate
-from capeval.metrics.base import Batch, MetricOutput
+from capeval.metrics.base import Batch, MetricStatistics
+from capeval.metrics.judge import Judged, JudgeMetric, detail_text
 
 CRITERIA = ("accuracy", "completeness", "hallucination", "detail")
 SCALE = (1.0, 5.0)
@@ -59,6 +59,7 @@ class MLLMJudge(JudgeMetric):
     description = "MLLM-as-a-Judge (Chen et al., 2024): a VLM sees the image and grades the caption 1-5"
     needs = frozenset({"images", "llm"})
     outputs = ("mllm_judge", *(f"mllm_judge_{c}" for c in CRITERIA))
+    display_names = {"mllm_judge": "MLLM-Judge"}
     default_template: ClassVar[str] = "mllm-judge-v1"
     config_defaults: ClassVar[dict[str, Any]] = {"max_tokens": 512}
     retry_instruction: ClassVar[str] = (
@@ -74,7 +75,7 @@ class MLLMJudge(JudgeMetric):
         super().setup(context)
         self.images = ImageResolver(self.options.get("images"))
 
-    def score(self, batch: Batch, context: Any, seed: int = 0) -> MetricOutput:
+    def statistics(self, batch: Batch, context: Any, seed: int = 0) -> MetricStatistics:
         """Grade every caption of the batch with this seed."""
         if not hasattr(self, "images"):
             self.images = ImageResolver(self.options.get("images"))
@@ -92,9 +93,6 @@ class MLLMJudge(JudgeMetric):
         for crit in CRITERIA:
             per_sample[f"mllm_judge_{crit}"] = np.array(
                 [j.verdict.value[crit] if j.ok else np.nan for j in judged], dtype=float)
-        corpus, failures = {}, {}
-        for key, values in per_sample.items():
-            failures[key] = int(np.isnan(values).sum())
-            corpus[key] = float(np.nanmean(values)) if failures[key] < len(values) else float("nan")
-        return MetricOutput(per_sample=per_sample, corpus=corpus, failures=failures,
+        failures = {key: int(np.isnan(values).sum()) for key, values in per_sample.items()}
+        return MetricStatistics.of_values(list(batch.sample_ids), per_sample, failures=failures,
                             details={"mllm_judge": [detail_text(j) for j in judged]}, usage=self.take_usage())

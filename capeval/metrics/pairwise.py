@@ -17,11 +17,11 @@ import numpy as np
 
 from capeval.errors import CapevalError
 from capeval.judges.images import ImageResolver
-from capeval.judges.metric import Judged, JudgeMetric
 from capeval.judges.parsing import Verdict, json_schema_format, parse_choice
 from capeval.judges.protocol import JudgeRequest
 from capeval.judges.templates import JudgeTemplate
-from capeval.metrics.base import Batch, MetricOutput
+from capeval.metrics.base import Batch, MetricStatistics
+from capeval.metrics.judge import Judged, JudgeMetric
 
 log = logging.getLogger("capeval")
 
@@ -78,6 +78,12 @@ class Pairwise(JudgeMetric):
     description = "CapArena-style pairwise battles vs a baseline captioner, both orders; score in [-100, 100]"
     needs = frozenset({"references", "llm"})
     outputs = ("pairwise", "pairwise_win", "pairwise_tie", "pairwise_loss")
+    display_names = {"pairwise": "Pairwise"}
+
+    @classmethod
+    def option_keys(cls) -> frozenset[str]:
+        """The judge options, ``pairwise_baseline`` and ``pairwise_image``."""
+        return super().option_keys() | {"pairwise_baseline", "pairwise_image"}
     default_template: ClassVar[str] = "pairwise-v1"
     config_defaults: ClassVar[dict[str, Any]] = {"max_tokens": 512}
     retry_instruction: ClassVar[str] = (
@@ -98,8 +104,15 @@ class Pairwise(JudgeMetric):
 
     def extra_signature(self) -> dict[str, Any]:
         """The baseline captioner, the orders and whether the judge sees the image."""
-        return {"baseline": self.options.get("pairwise_baseline") or "first", "orders": "both",
-                "image": self.use_image}
+        baseline = self.options.get("pairwise_baseline") or getattr(self, "_first_captioner", None) or "first"
+        return {"baseline": baseline, "orders": "both", "image": self.use_image}
+
+    def setup(self, context: Any) -> None:
+        """Open the judge; remember the run's first captioner (the default baseline, named in the signature)."""
+        super().setup(context)
+        dataset = getattr(context, "dataset", None)
+        if dataset is not None and dataset.captioners:
+            self._first_captioner = dataset.captioners[0]
 
     def _baseline(self, context: Any) -> str:
         names = list(context.dataset.captioners)
@@ -111,7 +124,7 @@ class Pairwise(JudgeMetric):
                                f"({', '.join(names)})")
         return str(chosen)
 
-    def score(self, batch: Batch, context: Any, seed: int = 0) -> MetricOutput:
+    def statistics(self, batch: Batch, context: Any, seed: int = 0) -> MetricStatistics:
         """Compare each caption of the batch with the baseline's caption of the same image, both orders."""
         baseline = self._baseline(context)
         n = len(batch)
@@ -119,8 +132,8 @@ class Pairwise(JudgeMetric):
         details: list[str | None] = [None] * n
         if batch.captioner == baseline:
             details = [f"baseline captioner {baseline!r}: not compared with itself"] * n
-            return MetricOutput(per_sample=values, corpus={k: float("nan") for k in self.outputs},
-                                failures={k: 0 for k in self.outputs}, details={"pairwise": details},
+            return MetricStatistics.of_values(list(batch.sample_ids), values,
+                                              failures={k: 0 for k in self.outputs}, details={"pairwise": details},
                                 usage=self.take_usage())
         base_caps = context.dataset.candidates[baseline]
         images = None
@@ -154,9 +167,8 @@ class Pairwise(JudgeMetric):
                 if np.isnan(values["pairwise"][i]):
                     failures += 1
                 details[i] = _pair_detail(fwd, bwd)
-        corpus = {k: float(np.nanmean(v)) if np.isfinite(v).any() else float("nan")
-                  for k, v in values.items()}
-        return MetricOutput(per_sample=values, corpus=corpus, failures={k: failures for k in self.outputs},
+        return MetricStatistics.of_values(list(batch.sample_ids), values,
+                                          failures={k: failures for k in self.outputs},
                             details={"pairwise": details}, usage=self.take_usage())
 
 

@@ -28,17 +28,19 @@ plus the ``judge_*`` options of :class:`capeval.judges.JudgeConfig`.
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import re
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
+import pandas as pd
 
 from capeval.errors import CapevalError, InputError
-from capeval.metrics.base import Availability, Batch, Metric, MetricOutput
-from capeval.proxyqa.scoring import Graded, aggregate, per_image, utility_ratio
+from capeval.metrics.base import Batch, Metric, MetricStatistics
+from capeval.metrics.judge import JudgeMetric
+from capeval.options import parse_bool
+from capeval.proxyqa.scoring import Graded, per_image
 
 log = logging.getLogger("capeval")
 
@@ -47,16 +49,7 @@ GRADER_TEMPLATE = "proxy-qa-grader-v1"
 
 
 def _flag(value: Any, default: bool) -> bool:
-    if value is None or value == "":
-        return default
-    if isinstance(value, str):
-        low = value.strip().lower()
-        if low in ("1", "true", "yes", "on", "y"):
-            return True
-        if low in ("0", "false", "no", "off", "n"):
-            return False
-        raise CapevalError(f"expected a yes/no value, got {value!r}")
-    return bool(value)
+    return default if value is None or value == "" else parse_bool(value)
 
 
 def slug(name: str) -> str:
@@ -82,7 +75,13 @@ def _slug_map(names: list[str]) -> dict[str, str]:
     return out
 
 
-class ProxyQA(Metric):
+PROXY_QA_KEYS = frozenset({
+    "proxy_qa_questions", "proxy_qa_unanswerable", "proxy_qa_shuffle", "proxy_qa_grader", "proxy_qa_retry",
+    "with_image", "proxy_qa_with_image", "proxy_qa_template", "proxy_qa_grader_template", "proxy_qa_image_model",
+    "proxy_qa_image_base_url",
+})
+
+class ProxyQA(JudgeMetric):
     """Caption-as-proxy QA accuracy (see the module docstring)."""
 
     name: ClassVar[str] = "proxy_qa"
@@ -91,7 +90,8 @@ class ProxyQA(Metric):
     needs: ClassVar[frozenset[str]] = frozenset({"llm"})
     outputs: ClassVar[tuple[str, ...]] = ("proxy_qa",)
     stochastic: ClassVar[bool] = True
-    corpus_level: ClassVar[bool] = False
+    aggregation: ClassVar[str] = "ratio"
+    display_names: ClassVar[dict[str, str]] = {"proxy_qa": "Proxy-QA"}
     higher_is_better: ClassVar[bool] = True
 
     def __init__(self, **options: Any) -> None:
@@ -99,7 +99,8 @@ class ProxyQA(Metric):
         from capeval.proxyqa.answer import AskSettings
         from capeval.proxyqa.questions import load_questions
 
-        super().__init__(**options)
+        Metric.__init__(self, **options)
+        self.judge = None
         source = options.get("proxy_qa_questions")
         if not source:
             raise CapevalError("proxy_qa needs a question set: --option proxy_qa_questions=PATH (VLMEvalKit "
@@ -138,11 +139,9 @@ class ProxyQA(Metric):
         self._reported: set[str] = set()
 
     @classmethod
-    def availability(cls) -> Availability:
-        """Needs the judge extra (the ``openai`` client)."""
-        if importlib.util.find_spec("openai") is None:
-            return Availability(False, "the judge client needs `openai` (pip install 'capeval[judge]')")
-        return Availability(True)
+    def option_keys(cls) -> frozenset[str]:
+        """The judge options and proxy QA's own."""
+        return super().option_keys() | PROXY_QA_KEYS
 
     @classmethod
     def from_options(cls, options: dict[str, Any]) -> ProxyQA:
@@ -151,16 +150,21 @@ class ProxyQA(Metric):
 
     def signature_params(self, references: list[list[str]]) -> dict[str, Any]:
         """Judge, prompt, question set (name, hash, size) and the protocol switches."""
+        from capeval.metrics.judge import judge_signature
+
         qs = self.questions
+        judge = judge_signature(self.config, self.template, self.options.get("seeds"))
         params: dict[str, Any] = {
-            "judge": self.config.model,
-            "prompt": self.template.name,
+            "judge": judge.pop("judge"),
+            "prompt": judge.pop("prompt"),
             "questions": f"{qs.name}@{qs.sha256[:8]}",
             "nq": len(qs),
             "unans": self.settings.unanswerable,
             "shuffle": self.settings.shuffle,
             "grader": "exact" if self.grader_template is None else f"llm:{self.grader_template.name}",
-            "temp": f"{self.config.temperature:g}",
+            "temp": judge.pop("temp"),
+            "retry": self.settings.retry,
+            **judge,
         }
         if self.with_image:
             params["image_judge"] = self.image_config.model
@@ -209,8 +213,9 @@ class ProxyQA(Metric):
 
         return ask(judge, items, seed, self.template, self.settings, self.grader_template)
 
-    def score(self, batch: Batch, context: Any, seed: int = 0) -> MetricOutput:
-        """Ask every question of every image in the batch from that image's caption; aggregate."""
+    def statistics(self, batch: Batch, context: Any, seed: int = 0) -> MetricStatistics:
+        """Ask every question of every image in the batch from that image's caption: per image, points over
+        answered questions of each output (the ratio rule's statistics)."""
         from capeval.proxyqa.answer import Item, details_json
 
         if self._judge is None:
@@ -232,24 +237,30 @@ class ProxyQA(Metric):
         usage = self._judge.take_usage().as_usage()
 
         per_sample: dict[str, np.ndarray] = {}
-        corpus: dict[str, float] = {}
+        columns: dict[str, np.ndarray] = {}
         failures: dict[str, int] = {}
+        position = {sid: k for k, sid in enumerate(ids)}
 
         def put(key: str, recs: list[Graded], value: str = "score") -> None:
-            group = aggregate(recs)
-            corpus[key] = float(getattr(group, value))
-            failures[key] = group.unparsable
+            # statistics of the ratio rule: per image, points (num) over answered questions (den)
+            num, den = np.zeros(len(ids)), np.zeros(len(ids))
+            for r in recs:
+                if r.parsed and r.image_id in position:
+                    k = position[r.image_id]
+                    num[k] += r.score if value == "score" else float(getattr(r, value))
+                    den[k] += 1.0
+            columns[f"{key}__num"], columns[f"{key}__den"] = num, den
+            failures[key] = sum(1 for r in recs if not r.parsed)
             if value == "score":
                 per_sample[key] = per_image(recs, ids)
             else:
-                flag = "correct" if value == "accuracy" else "cannot"
-                proxy = [Graded(r.qid, r.image_id, float(getattr(r, flag)) if r.parsed else float("nan"))
+                proxy = [Graded(r.qid, r.image_id, float(getattr(r, value)) if r.parsed else float("nan"))
                          for r in recs]
                 per_sample[key] = per_image(proxy, ids)
 
         put("proxy_qa", records)
         if self.settings.unanswerable:
-            put("proxy_qa_acc", records, "accuracy")
+            put("proxy_qa_acc", records, "correct")
             put("proxy_qa_cannot", records, "cannot")
         for name, s in self.category_keys.items():
             put(f"proxy_qa.cat.{s}", [r for r in records if r.category == name])
@@ -262,9 +273,6 @@ class ProxyQA(Metric):
             for k, v in self._image_judge.take_usage().as_usage().items():
                 usage[f"image_{k}"] = v
             put("proxy_qa_image", image_records)
-            cap, img = corpus["proxy_qa"], corpus["proxy_qa_image"]
-            corpus["proxy_qa_utility"] = utility_ratio(cap, img)
-            corpus["proxy_qa_gap"] = img - cap
             cap_s, img_s = per_sample["proxy_qa"], per_sample["proxy_qa_image"]
             with np.errstate(divide="ignore", invalid="ignore"):
                 per_sample["proxy_qa_utility"] = np.where(img_s > 0, cap_s / np.where(img_s > 0, img_s, 1),
@@ -276,8 +284,8 @@ class ProxyQA(Metric):
         for r in records:
             by_image.setdefault(r.image_id, []).append(r)
         details = {"proxy_qa": [details_json(by_image[i]) if i in by_image else None for i in ids]}
-        return MetricOutput(per_sample=per_sample, corpus=corpus,
-                            failures={k: v for k, v in failures.items() if v}, details=details, usage=usage)
+        return MetricStatistics(ids, pd.DataFrame(columns), per_sample,
+                                failures={k: v for k, v in failures.items() if v}, details=details, usage=usage)
 
     def _image_answers(self, items, batch_images: dict[str, str | None], seed: int) -> list[Graded]:
         """The with-image answers to the batch's questions (asked once per seed for all captioners)."""

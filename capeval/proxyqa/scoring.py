@@ -122,18 +122,17 @@ def per_image(records: Iterable[Graded], image_ids: Sequence[str]) -> np.ndarray
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float | None]:
-    """Mean and sample standard deviation (ddof=1) of per-seed scores, NaNs left out; std None for one seed.
+    """Mean and sample standard deviation (ddof=1) of per-seed scores, NaNs left out; std None for one seed
+    (:func:`capeval.aggregation.mean_over_seeds`, the one mean over seeds).
 
     Example:
         >>> m, s = mean_std([0.5, 0.7])
         >>> round(m, 6), round(s, 6)
         (0.6, 0.141421)
     """
-    finite = [float(v) for v in values if not math.isnan(float(v))]
-    if not finite:
-        return float("nan"), None
-    mean = float(np.mean(finite))
-    return mean, (float(np.std(finite, ddof=1)) if len(finite) > 1 else None)
+    from capeval.aggregation import mean_over_seeds
+
+    return mean_over_seeds([float(v) for v in values])
 
 
 def utility_ratio(caption_score: float, image_score: float) -> float:

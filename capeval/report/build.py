@@ -15,12 +15,12 @@ import numpy as np
 import pandas as pd
 from markupsafe import Markup
 
-from capeval import __version__
 from capeval.report import plots
 from capeval.report.merge import RunGroup
 from capeval.report.statsview import StatsView
 from capeval.report.thumbs import make_thumbnails
 from capeval.rundir import Run
+from capeval.version import __version__
 
 log = logging.getLogger("capeval")
 

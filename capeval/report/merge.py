@@ -16,7 +16,9 @@ from typing import Any
 
 import pandas as pd
 
+from capeval.errors import CapevalError
 from capeval.rundir import Run
+from capeval.signature import run_differences
 
 
 @dataclass
@@ -58,9 +60,12 @@ def incompatibility(group: RunGroup, run: Run, name: str) -> str | None:
         return f"{name} and {group.names[0]} have different references"
     for other_name, other in zip(group.names, group.runs, strict=True):
         for metric, sig in run.signatures.items():
-            theirs = other.signatures.get(metric)
-            if theirs is not None and theirs != sig:
-                return f"{name} and {other_name} computed {metric} differently ({sig} vs {theirs})"
+            if metric not in other.signatures:
+                continue
+            diff = run_differences(other, run, metric)  # the one comparability rule
+            if diff:
+                return (f"{name} and {other_name} computed {metric} differently ({', '.join(diff)}: "
+                        f"{sig} vs {other.signatures[metric]})")
     return None
 
 
@@ -121,8 +126,24 @@ def merge_group(names: list[str], runs: list[Run]) -> RunGroup:
     usage = _sum_usage([r.summary.get("usage", {}) for r in runs])
     if usage:
         summary["usage"] = usage
+    signatures_json: dict[str, Any] = {}
+    for run in runs:
+        signatures_json.update(run.manifest.get("signatures_json", {}))
+    stats_tables: dict[str, pd.DataFrame] = {}
+    for metric in metrics:
+        try:
+            parts = [_rename(r.statistics(metric), m) for r, m in zip(runs, maps, strict=True)
+                     if metric in r.manifest.get("metrics", {})]
+            stats_tables[metric] = pd.concat(parts, ignore_index=True)
+        except CapevalError:
+            continue  # a 0.1.0 run whose statistics can't be recomputed: stats says so for this metric
+    tokens = cat([_rename(r.tokens, {**m, "": ""}) for r, m in zip(runs, maps, strict=True)])
+    if tokens is not None:
+        tokens = tokens.drop_duplicates(subset=["captioner", "sample_id", "index"])
     manifest = {
         "capeval_version": runs[0].manifest.get("capeval_version"),
+        "format_version": min(r.format_version for r in runs),
+        "signatures_json": signatures_json,
         "captioners": captioners,
         "metrics": metrics,
         "signatures": signatures,
@@ -140,6 +161,8 @@ def merge_group(names: list[str], runs: list[Run]) -> RunGroup:
         references=runs[0].references,
         images=images,
         details=cat([_rename(r.details, m) for r, m in zip(runs, maps, strict=True)]),
+        stats_tables=stats_tables,
+        tokens=tokens,
     )
     return RunGroup(names, runs, merged, renamed)
 

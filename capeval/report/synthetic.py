@@ -47,12 +47,16 @@ def synthetic_results(n_samples: int, n_captioners: int, *, n_refs: int = 5, met
                           "detail": [f"The caption mentions {rng.choice(WORDS)} but misses {rng.choice(WORDS)}."
                                      for _ in ids]})
             for name in caps], ignore_index=True)
-    info = {m: {"outputs": [m], "version": "1", "stochastic": False, "corpus_level": False,
+    info = {m: {"outputs": [m], "version": "1", "stochastic": False, "corpus_level": False, "aggregation": "mean",
                 "needs": ["references"], "higher_is_better": True} for m in metrics}
+    samples = pd.concat(frames, ignore_index=True)
+    statistics = {m: samples[samples["metric"] == m].rename(columns={"value": m})[["captioner", "seed", "sample_id", m]]
+                  .reset_index(drop=True) for m in metrics}
     now = time.time()
     return Results(
         dataset=Dataset(references=refs, candidates=caps),
-        samples=pd.concat(frames, ignore_index=True),
+        samples=samples,
+        statistics=statistics,
         corpus=pd.DataFrame(corpus_rows, columns=["captioner", "metric", "seed", "value"]),
         signatures={m: f"{m}|synthetic:yes|seed:{seed}" for m in metrics},
         metric_info=info,

@@ -16,18 +16,20 @@ from typing import Any
 
 import numpy as np
 
-from capeval import __version__
+from capeval.aggregation import mean_over_seeds
 from capeval.errors import CapevalError
 from capeval.stats.bootstrap import bootstrap_se, ids_key, percentile_interval, resample_counts, rng_for
-from capeval.stats.corpus import Group, Resources, Source, StatsInput, build_source, close_enough, metric_kind
+from capeval.stats.corpus import Group, Source, StatsInput, build_source
 from capeval.stats.paired import holm, is_exact, iter_flip_masks, null_from_moves, permutation_pvalues, swap_moves
 from capeval.stats.ranking import order_by_rank, significance_ranks
+from capeval.version import __version__
 
 log = logging.getLogger("capeval")
 
-STATS_VERSION = 1
+STATS_VERSION = 2
 STATS_FILE = "stats.json"
 RUN_FILES = ("scores.parquet", "corpus.parquet", "captions.parquet", "references.json")
+STATISTICS_DIR = "statistics"
 
 
 def _num(x: Any) -> float | None:
@@ -141,19 +143,17 @@ def _run_values(data: StatsInput, metric: str) -> dict[str, dict[str, Any]]:
     sub = data.corpus[data.corpus["metric"] == metric]
     for cap, grp in sub.groupby("captioner", sort=False):
         v = grp.sort_values("seed")["value"].to_numpy(dtype=float)
-        finite = v[np.isfinite(v)]
-        out[str(cap)] = {"value": float(finite.mean()) if finite.size else float("nan"),
-                         "seed_std": float(np.std(finite, ddof=1)) if finite.size > 1 else None,
-                         "seeds": int(len(v))}
+        mean, std = mean_over_seeds(v)
+        out[str(cap)] = {"value": mean, "seed_std": std, "seeds": int(len(v))}
     return out
 
 
-def analyse_metric(data: StatsInput, metric: str, resources: Resources, *, n_boot: int, n_perm: int, seed: int,
+def analyse_metric(data: StatsInput, metric: str, *, n_boot: int, n_perm: int, seed: int,
                    alpha: float, pairs: Sequence[tuple[str, str]] | None = None) -> dict[str, Any]:
     """The ``stats.json`` entry of one output metric (see :func:`compute_stats`)."""
     info = data.metric_info.get(metric, {})
     signature = data.signatures.get(metric, "")
-    kind = metric_kind(metric, info, signature)
+    kind = data.rule(metric) or "unavailable"
     hib = bool(info.get("higher_is_better", True))
     run_values = _run_values(data, metric)
     ids_by_cap = {c: ids for c, ids in _ordered_ids(data, metric).items() if c in run_values}
@@ -162,7 +162,7 @@ def analyse_metric(data: StatsInput, metric: str, resources: Resources, *, n_boo
                              "seeds": max((v["seeds"] for v in run_values.values()), default=1),
                              "captioners": {}, "pairs": [], "ranking": [], "notes": []}
     try:
-        source = build_source(kind, metric, data, resources)
+        source = build_source(metric, data)
     except CapevalError as exc:
         entry["method"] = "unavailable"
         entry["notes"].append(f"no confidence intervals or tests: {exc}")
@@ -179,9 +179,6 @@ def analyse_metric(data: StatsInput, metric: str, resources: Resources, *, n_boo
     for cap in caps:
         res = analysis.captioner(cap)
         rv = run_values[cap]
-        if not close_enough(res["recomputed"], rv["value"]):
-            entry["notes"].append(f"{cap}: recomputed {metric} {res['recomputed']!r} differs from the run's "
-                                  f"{rv['value']!r}; intervals are around the recomputed value")
         entry["captioners"][cap] = {"value": _num(rv["value"]), "ci_low": _num(res["ci_low"]),
                                     "ci_high": _num(res["ci_high"]), "se": _num(res["se"]), "n": res["n"],
                                     "seeds": rv["seeds"], "seed_std": _num(rv["seed_std"])}
@@ -223,10 +220,6 @@ def analyse(data: StatsInput, *, metrics: Sequence[str] | None = None, n_boot: i
     unknown = [m for m in names if m not in set(data.corpus["metric"].astype(str))]
     if unknown:
         raise CapevalError(f"metric(s) not in the run: {', '.join(unknown)} (the run has {', '.join(data.metrics())})")
-    resources = Resources(data)
-    if any(metric_kind(m, data.metric_info.get(m, {}), data.signatures.get(m, "")) == "meteor-corpus"
-           for m in names):
-        resources.prefetch_meteor()
     out: dict[str, Any] = {
         "stats_version": STATS_VERSION,
         "capeval_version": __version__,
@@ -237,15 +230,12 @@ def analyse(data: StatsInput, *, metrics: Sequence[str] | None = None, n_boot: i
         "metrics": {},
         "warnings": [],
     }
-    try:
-        for metric in names:
-            entry = analyse_metric(data, metric, resources, n_boot=n_boot, n_perm=n_perm, seed=seed, alpha=alpha)
-            out["metrics"][metric] = entry
-            for note in entry["notes"]:
-                out["warnings"].append(f"{metric}: {note}")
-                log.warning("stats: %s: %s", metric, note)
-    finally:
-        resources.close()
+    for metric in names:
+        entry = analyse_metric(data, metric, n_boot=n_boot, n_perm=n_perm, seed=seed, alpha=alpha)
+        out["metrics"][metric] = entry
+        for note in entry["notes"]:
+            out["warnings"].append(f"{metric}: {note}")
+            log.warning("stats: %s: %s", metric, note)
     out["elapsed_seconds"] = round(time.perf_counter() - started, 3)
     return out
 
@@ -262,6 +252,9 @@ def inputs_sha256(run_dir: str | Path, params: dict[str, Any]) -> str:
             with open(path, "rb") as f:
                 for chunk in iter(lambda: f.read(1 << 20), b""):
                     h.update(chunk)
+    for path in sorted((run_dir / STATISTICS_DIR).glob("*.parquet")):
+        h.update(path.name.encode())
+        h.update(path.read_bytes())
     manifest = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
     meta = {"signatures": manifest.get("signatures"), "metrics": manifest.get("metrics"),
             "params": params, "stats_version": STATS_VERSION}

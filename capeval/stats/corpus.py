@@ -1,39 +1,29 @@
-"""Metric values recomputed under image multiplicities: the resampling rule of each kind of metric.
+"""Metric values under image multiplicities, from the statistics the run stored (no re-scoring).
 
-Every metric of a run becomes a :class:`Source`; a :class:`Group` is that metric for some captioners on one
-ordered list of images, and gives the metric of each captioner for any bootstrap multiplicities
+Every output metric of a run becomes a :class:`Source`; a :class:`Group` is that metric for some captioners on
+one ordered list of images, and gives the metric of each captioner for any bootstrap multiplicities
 (:meth:`Group.resample`) plus per-image statistics for the paired permutation test (:meth:`Group.perm_stats`).
+The arithmetic is the metric's own aggregation rule (:mod:`capeval.aggregation`), named in the manifest:
+the value ``capeval score`` reported is the same function at multiplicity one.
 
-Rules (the ``method`` recorded in ``stats.json``):
-
-* ``bleu-corpus``: corpus BLEU-n from summed per-image sufficient statistics (pycocoevalcap's arithmetic,
-  closest reference length), captions re-tokenised once with the PTB tokenizer.
-* ``meteor-corpus``: METEOR's Java aggregate recomputed from per-image statistics (:mod:`capeval.stats.meteor`).
-* ``cider-df-resampled``: CIDEr-D with document frequencies recomputed from the resampled images' references
-  (:mod:`capeval.stats.cider`).
-* ``mean``: the mean of the per-image values that are not NaN (failed samples are left out, as in the run).
-* ``mean-seeds``: for ``S > 1`` seeds, the run reports the mean over seeds of each seed's mean; a resample
-  draws images *and* seeds with replacement (a two-way bootstrap), so the interval carries both the
-  image-sampling and the seed (judge sampling) variance.
+The ``method`` recorded in ``stats.json`` is the rule's name (``bleu``, ``meteor``, ``cider-d``, ``ratio``,
+``mean``), or ``mean-seeds`` for a mean over ``S > 1`` seeds: the run reports the mean over seeds of each
+seed's value, and a resample draws images *and* seeds with replacement (a two-way bootstrap), so the interval
+carries both the image-sampling and the seed (judge sampling) variance.
 """
 
 from __future__ import annotations
 
-import math
-import threading
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from capeval.aggregation import Finish, Rule, get_rule, mean_finish, mean_stats
 from capeval.errors import CapevalError
-from capeval.stats.paired import Finish, mean_finish, mean_stats
-from capeval.text import normalize_whitespace
-
-BLEU_METRICS = {"bleu_1": 1, "bleu_2": 2, "bleu_3": 3, "bleu_4": 4}
 
 
 @dataclass
@@ -41,31 +31,33 @@ class StatsInput:
     """What the statistics read from one run (or from two runs joined for ``capeval check``)."""
 
     references: dict[str, list[str]]
-    captions: dict[str, dict[str, str]]  # captioner -> sample_id -> caption
     scores: pd.DataFrame  # captioner, sample_id, metric, seed, value
     corpus: pd.DataFrame  # captioner, metric, seed, value
     metric_info: dict[str, dict[str, Any]]  # output key -> info of the metric that produced it (+ "metric")
     signatures: dict[str, str]
     captioners: list[str]
+    statistics: Callable[[str], pd.DataFrame]  # metric name -> its statistics table
 
     @classmethod
     def from_run(cls, run: Any) -> StatsInput:
         """Build from a :class:`capeval.rundir.Run`."""
-        captions = {str(cap): dict(zip(grp["sample_id"].astype(str), grp["caption"], strict=True))
-                    for cap, grp in run.captions.groupby("captioner", sort=False)}
         return cls(
             references={str(k): list(v) for k, v in run.references.items()},
-            captions=captions,
             scores=run.scores,
             corpus=run.corpus,
             metric_info=output_info(run.manifest.get("metrics", {})),
             signatures=dict(run.signatures),
             captioners=list(run.captioners),
+            statistics=run.statistics,
         )
 
     def metrics(self) -> list[str]:
         """Output metric keys in run order."""
         return list(dict.fromkeys(self.corpus["metric"].astype(str)))
+
+    def rule(self, output: str) -> str | None:
+        """The aggregation rule of an output (None: the run does not say, e.g. an unknown 0.1.0 metric)."""
+        return self.metric_info.get(output, {}).get("aggregation")
 
 
 def output_info(metrics: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -75,21 +67,6 @@ def output_info(metrics: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]
         for key in info.get("outputs", [name]):
             out[key] = {**info, "metric": name}
     return out
-
-
-def metric_kind(metric: str, info: dict[str, Any], signature: str) -> str:
-    """The resampling rule of an output metric (see the module docstring); ``unsupported`` when a
-    corpus-level metric has no known rule."""
-    coco = "impl:pycocoevalcap" in signature
-    if metric in BLEU_METRICS and info.get("metric") == "bleu" and coco:
-        return "bleu-corpus"
-    if metric == "meteor" and coco:
-        return "meteor-corpus"
-    if metric == "cider" and coco and "df:refs" in signature:
-        return "cider-df-resampled"
-    if info.get("corpus_level"):
-        return "unsupported"
-    return "mean"
 
 
 class Group(ABC):
@@ -197,217 +174,72 @@ class MeanSource(Source):
         return MeanGroup(captioners, ids, values)
 
 
-# --- sufficient-statistics metrics (BLEU, METEOR) ---------------------------------------------------------
+# --- every other rule (BLEU, METEOR, CIDEr-D, ratios) ----------------------------------------------------
 
 
-class StatsGroup(Group):
-    """A corpus metric ``finish(sum of per-image statistics)``."""
+class RuleGroup(Group):
+    """An aggregation rule over per-seed statistics tables aligned on ``ids``."""
 
-    def __init__(self, captioners: Sequence[str], ids: Sequence[str], stats: dict[str, np.ndarray],
-                 finish: Finish) -> None:
+    def __init__(self, rule: Rule, output: str, captioners: Sequence[str], ids: Sequence[str],
+                 tables: dict[str, list[pd.DataFrame]]) -> None:
         super().__init__(captioners, ids)
-        self.stats = stats
-        self.finish = finish  # type: ignore[assignment]
+        self.rule, self.output, self.tables = rule, output, tables
+        self.seeds = max((len(t) for t in tables.values()), default=1)
+        self._finish: Finish | None = None
 
     def resample(self, weights: np.ndarray, seed_counts: np.ndarray | None = None) -> dict[str, np.ndarray]:
-        return {cap: self.finish(weights @ self.stats[cap]) for cap in self.captioners}
+        per_seed = [self.rule.corpus({c: self.tables[c][s] for c in self.captioners}, self.output, weights)
+                    for s in range(self.seeds)]
+        if self.seeds == 1:
+            return per_seed[0]
+        out = {}
+        for cap in self.captioners:
+            v = np.column_stack([p[cap] for p in per_seed])  # (B, S)
+            c = np.ones_like(v) if seed_counts is None else np.asarray(seed_counts, dtype=np.float64)
+            ok = np.isfinite(v)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                out[cap] = (np.where(ok, v, 0.0) * c).sum(axis=1) / (c * ok).sum(axis=1)
+        return out
 
     def perm_stats(self, captioner: str) -> np.ndarray:
-        return self.stats[captioner]
+        stats = None
+        for table in self.tables[captioner]:  # several seeds: statistics pooled over seeds
+            st, self._finish = self.rule.additive(table, self.output)
+            stats = st if stats is None else stats + st
+        return stats if stats is not None else np.zeros((0, 1))
+
+    def finish(self, totals: np.ndarray) -> np.ndarray:  # type: ignore[override]
+        if self._finish is None:
+            self.perm_stats(self.captioners[0])
+        assert self._finish is not None
+        return self._finish(totals)
+
+    def n_valid(self, captioner: str) -> int:
+        return self.rule.n_valid(self.tables[captioner][0], self.output) if self.tables[captioner] else 0
 
 
-def bleu_finish(order: int) -> Finish:
-    """Corpus BLEU-``order`` of summed statistics (columns as ``capeval.metrics.coco.BLEU_STAT_COLUMNS``),
-    vectorised over rows, with the arithmetic of pycocoevalcap's ``BleuScorer.compute_score``."""
-    small, tiny = 1e-9, 1e-15
+class RuleSource(Source):
+    """One output's statistics table (captioner, seed, sample_id, rule columns) under its rule."""
 
-    def finish(totals: np.ndarray) -> np.ndarray:
-        t = np.atleast_2d(totals)
-        bleu = np.ones(t.shape[0])
-        for k in range(order):
-            bleu = bleu * ((t[:, 6 + k] + tiny) / (t[:, 2 + k] + small))
-        score = bleu ** (1.0 / order)
-        ratio = (t[:, 0] + tiny) / (t[:, 1] + small)
-        with np.errstate(divide="ignore", over="ignore"):
-            penalty = np.where(ratio < 1, np.exp(1 - 1 / np.where(ratio < 1, ratio, 1.0)), 1.0)
-        return score * penalty
-
-    return finish
-
-
-class StatsSource(Source):
-    """Per-image sufficient statistics of every captioner, keyed by sample id."""
-
-    def __init__(self, kind: str, stats: dict[str, dict[str, np.ndarray]], finish: Finish) -> None:
-        self.kind = kind
-        self.stats = stats
-        self.finish = finish
+    def __init__(self, rule: Rule, output: str, table: pd.DataFrame) -> None:
+        self.rule, self.output, self.kind = rule, output, rule.name
+        self.tables: dict[str, list[pd.DataFrame]] = {}
+        for (cap, _seed), sub in table.groupby(["captioner", "seed"], sort=True):
+            self.tables.setdefault(str(cap), []).append(sub.set_index(sub["sample_id"].astype(str)))
 
     def group(self, captioners: Sequence[str], ids: Sequence[str]) -> Group:
-        stats = {cap: np.stack([self.stats[cap][i] for i in ids]) if ids else np.zeros((0, 1))
-                 for cap in captioners}
-        return StatsGroup(captioners, ids, stats, self.finish)
+        tables = {cap: [t.reindex(list(ids)) for t in self.tables.get(cap, [])] for cap in captioners}
+        return RuleGroup(self.rule, self.output, captioners, ids, tables)
 
 
-# --- CIDEr-D ----------------------------------------------------------------------------------------------
-
-
-class CiderGroup(Group):
-    """CIDEr-D with document frequencies from the resampled images' references."""
-
-    def __init__(self, captioners: Sequence[str], ids: Sequence[str], resampler: Any) -> None:
-        super().__init__(captioners, ids)
-        self.resampler = resampler
-        self._per_image: dict[str, np.ndarray] | None = None
-
-    def resample(self, weights: np.ndarray, seed_counts: np.ndarray | None = None) -> dict[str, np.ndarray]:
-        return self.resampler.corpus(weights)
-
-    def perm_stats(self, captioner: str) -> np.ndarray:
-        # Swapping captions between two captioners leaves the images, hence the document frequencies, alone:
-        # the permuted corpus score is the mean of swapped per-image scores.
-        if self._per_image is None:
-            self._per_image = self.resampler.per_image()
-        return mean_stats(self._per_image[captioner])
-
-
-class CiderSource(Source):
-    """CIDEr-D from tokenised references and captions."""
-
-    kind = "cider-df-resampled"
-
-    def __init__(self, refs: dict[str, list[str]], caps: dict[str, dict[str, str]]) -> None:
-        self.refs = refs
-        self.caps = caps
-
-    def group(self, captioners: Sequence[str], ids: Sequence[str]) -> Group:
-        from capeval.stats.cider import CiderResampler
-
-        resampler = CiderResampler([self.refs[i] for i in ids],
-                                   {cap: [self.caps[cap][i] for i in ids] for cap in captioners})
-        return CiderGroup(captioners, ids, resampler)
-
-
-# --- building sources from a run --------------------------------------------------------------------------
-
-
-@dataclass
-class Resources:
-    """Expensive things shared by every metric of one computation: PTB tokens, the METEOR JVM.
-
-    :meth:`prefetch_meteor` starts tokenisation and the METEOR statistics in a background thread (the JVM
-    spends most of its time loading its paraphrase tables) while the other metrics are resampled.
-    """
-
-    data: StatsInput
-    _tokens: dict[str, str] | None = None
-    _stats: dict[str, Any] = field(default_factory=dict)
-    _lock: threading.RLock = field(default_factory=threading.RLock)
-    _prefetch: threading.Thread | None = None
-    _prefetch_error: BaseException | None = None
-
-    def tokens(self) -> dict[str, str]:
-        """``{normalised caption: PTB tokens}`` for every caption and reference of the input."""
-        with self._lock:
-            if self._tokens is None:
-                from capeval.tokenizers.ptb import tokenize_ptb
-
-                texts = [r for refs in self.data.references.values() for r in refs]
-                texts += [c for caps in self.data.captions.values() for c in caps.values()]
-                self._tokens = tokenize_ptb(texts)
-            return self._tokens
-
-    def prefetch_meteor(self) -> None:
-        """Compute the METEOR statistics in a background thread; :meth:`meteor_stats` waits for it."""
-
-        def work() -> None:
-            try:
-                self._meteor_stats()
-            except BaseException as exc:  # re-raised by meteor_stats() in the caller's thread
-                self._prefetch_error = exc
-
-        self._prefetch = threading.Thread(target=work, name="capeval-meteor-stats", daemon=True)
-        self._prefetch.start()
-
-    def tokenised(self) -> tuple[dict[str, list[str]], dict[str, dict[str, str]]]:
-        """Tokenised references ``{id: [...]}`` and captions ``{captioner: {id: ...}}``."""
-        with self._lock:
-            return self._tokenised()
-
-    def _tokenised(self) -> tuple[dict[str, list[str]], dict[str, dict[str, str]]]:
-        if "tokenised" not in self._stats:
-            tok = self.tokens()
-            refs = {i: [tok[normalize_whitespace(r)] for r in rs] for i, rs in self.data.references.items()}
-            caps = {c: {i: tok[normalize_whitespace(t)] for i, t in d.items()} for c, d in self.data.captions.items()}
-            self._stats["tokenised"] = (refs, caps)
-        return self._stats["tokenised"]
-
-    def _per_image(self, name: str, compute: Any) -> dict[str, dict[str, np.ndarray]]:
-        if name not in self._stats:  # callers hold no lock: METEOR runs while BLEU is computed
-            refs, caps = self.tokenised()
-            out = {}
-            for cap, texts in caps.items():
-                ids = [i for i in texts if i in refs]
-                rows = compute([texts[i] for i in ids], [refs[i] for i in ids])
-                out[cap] = dict(zip(ids, rows, strict=True))
-            self._stats[name] = out
-        return self._stats[name]
-
-    def bleu_stats(self) -> dict[str, dict[str, np.ndarray]]:
-        """Per-image BLEU statistics of every captioner."""
-        from capeval.metrics.coco import Bleu
-
-        return self._per_image("bleu", Bleu.sufficient_statistics)
-
-    def meteor_stats(self) -> dict[str, dict[str, np.ndarray]]:
-        """Per-image METEOR statistics (chunks zeroed as Java's aggregate does) of every captioner."""
-        if self._prefetch is not None:
-            self._prefetch.join()
-            self._prefetch = None
-            if self._prefetch_error is not None:
-                error, self._prefetch_error = self._prefetch_error, None
-                raise error
-        return self._meteor_stats()
-
-    def _meteor_stats(self) -> dict[str, dict[str, np.ndarray]]:
-        from capeval.stats.meteor import MeteorStatsProcess, aggregable
-
-        def compute(hyps: list[str], refs: list[list[str]]) -> np.ndarray:
-            proc = self._stats.get("meteor_process")
-            if proc is None:
-                proc = self._stats["meteor_process"] = MeteorStatsProcess()
-            return aggregable(proc.statistics(hyps, refs))
-
-        return self._per_image("meteor", compute)
-
-    def close(self) -> None:
-        """Stop the METEOR JVM if one was started."""
-        if self._prefetch is not None:
-            self._prefetch.join()
-            self._prefetch = None
-        proc = self._stats.pop("meteor_process", None)
-        if proc is not None:
-            proc.close()
-
-
-def build_source(kind: str, metric: str, data: StatsInput, resources: Resources) -> Source:
-    """The :class:`Source` of one output metric; may raise :class:`CapevalError` (e.g. no Java)."""
-    if kind == "mean":
-        return MeanSource(data.scores[data.scores["metric"] == metric])
-    if kind == "bleu-corpus":
-        return StatsSource(kind, resources.bleu_stats(), bleu_finish(BLEU_METRICS[metric]))
-    if kind == "meteor-corpus":
-        from capeval.stats.meteor import meteor_from_totals
-
-        return StatsSource(kind, resources.meteor_stats(), meteor_from_totals)
-    if kind == "cider-df-resampled":
-        refs, caps = resources.tokenised()
-        return CiderSource(refs, caps)
-    raise CapevalError(f"{metric}: corpus-level metric with no resampling rule in capeval.stats")
-
-
-def close_enough(a: float, b: float, tol: float = 1e-6) -> bool:
-    """Whether a recomputed value matches the run's (both NaN counts as a match)."""
-    if not (math.isfinite(a) and math.isfinite(b)):
-        return not math.isfinite(a) and not math.isfinite(b)
-    return abs(a - b) <= tol * max(1.0, abs(b))
+def build_source(output: str, data: StatsInput) -> Source:
+    """The :class:`Source` of one output metric, from the run's stored statistics; a :class:`CapevalError`
+    when the run has none for it (the message says why)."""
+    name = data.rule(output)
+    if name is None:
+        raise CapevalError(f"{output}: the run names no aggregation rule for it")
+    rule = get_rule(name)
+    if name == "mean":
+        return MeanSource(data.scores[data.scores["metric"] == output])
+    metric = data.metric_info.get(output, {}).get("metric", output)
+    return RuleSource(rule, output, data.statistics(metric))

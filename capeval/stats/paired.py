@@ -15,11 +15,11 @@ numerator and denominator for a randomised test; ``two-sided`` is twice the smal
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import numpy as np
 
-Finish = Callable[[np.ndarray], np.ndarray]  # (P, k) summed statistics -> (P,) metric values
+from capeval.aggregation import Finish, mean_finish, mean_stats  # noqa: E402,F401  (one home: aggregation)
 
 
 def is_exact(n: int, n_perm: int) -> bool:
@@ -118,15 +118,3 @@ def holm(pvalues: np.ndarray | list[float]) -> np.ndarray:
     adjusted = np.minimum(1.0, np.maximum.accumulate((m - np.arange(m)) * p[order]))
     out[order] = adjusted
     return out
-
-
-def mean_finish(totals: np.ndarray) -> np.ndarray:
-    """``finish`` of a mean: per-image statistics are ``[value, 1]`` (``[0, 0]`` for a missing value)."""
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return totals[:, 0] / totals[:, 1]
-
-
-def mean_stats(values: np.ndarray) -> np.ndarray:
-    """``(n, 2)`` statistics ``[value, 1]`` of a mean, ``[0, 0]`` where the value is NaN."""
-    finite = np.isfinite(values)
-    return np.column_stack([np.where(finite, values, 0.0), finite.astype(np.float64)])

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from capeval.judges.client import Judge
-from capeval.judges.config import JudgeConfig
+from capeval.judges.config import JUDGE_OPTION_KEYS, JudgeConfig
 from capeval.judges.parsing import Verdict, retry_request
 from capeval.judges.protocol import JudgeRequest
 from capeval.judges.templates import JudgeTemplate, load_template
@@ -42,6 +42,36 @@ def _fmt_temp(t: float) -> str:
     return f"{t:g}"
 
 
+def endpoint_host(base_url: str | None) -> str:
+    """The host (and port) of an endpoint, for signatures: no scheme, userinfo, path or query.
+
+    Example:
+        >>> endpoint_host("http://user:secret@127.0.0.1:8080/v1?key=k"), endpoint_host(None)
+        ('127.0.0.1:8080', 'api.openai.com')
+    """
+    from urllib.parse import urlsplit
+
+    if not base_url:
+        return "api.openai.com"
+    parts = urlsplit(base_url if "//" in base_url else f"//{base_url}")
+    host = parts.hostname or "?"
+    return f"{host}:{parts.port}" if parts.port else host
+
+
+def judge_signature(config: JudgeConfig, template: JudgeTemplate, seeds: Any) -> dict[str, Any]:
+    """The score-moving judge settings as signature fields (shared by every judge metric and proxy QA)."""
+    params: dict[str, Any] = {"judge": config.model, "prompt": template.name, "temp": _fmt_temp(config.temperature)}
+    if seeds is not None:
+        params["seeds"] = int(seeds)
+    params["prompt_sha"] = template.hash[:12]
+    if config.top_p is not None:
+        params["top_p"] = f"{config.top_p:g}"
+    params["max_tokens"] = config.max_tokens
+    params["fmt"] = config.response_format
+    params["host"] = endpoint_host(config.base_url)
+    return params
+
+
 class JudgeMetric(Metric):
     """Base class: its :class:`JudgeConfig` and template come from the options; owns a :class:`Judge`."""
 
@@ -56,6 +86,11 @@ class JudgeMetric(Metric):
         self.config = config or JudgeConfig(**self.config_defaults)
         self.template = template or load_template(self.default_template)
         self.judge: Judge | None = None
+
+    @classmethod
+    def option_keys(cls) -> frozenset[str]:
+        """The judge options (``judge_*``) and ``<metric>_template``."""
+        return super().option_keys() | JUDGE_OPTION_KEYS | {f"{cls.name}_template"}
 
     @classmethod
     def availability(cls) -> Availability:
@@ -78,16 +113,13 @@ class JudgeMetric(Metric):
         return {}
 
     def signature_params(self, references: list[list[str]]) -> dict[str, Any]:
-        """``judge:<model>|prompt:<template>|temp:<t>|seeds:<n>`` plus metric fields."""
-        params: dict[str, Any] = {"judge": self.config.model, "prompt": self.template.name,
-                                  "temp": _fmt_temp(self.config.temperature)}
-        seeds = self.options.get("seeds")
-        if seeds is not None:
-            params["seeds"] = int(seeds)
-        params.update(self.extra_signature())
-        if self.config.response_format != "json_schema":
-            params["fmt"] = self.config.response_format
-        return params
+        """Everything of the judge that can move a score: ``judge:<model>|prompt:<template>|temp:<t>|
+        seeds:<n>``, then metric fields, the template's hash, top_p, max_tokens, the response format and the
+        endpoint's host (never a key, a userinfo or a query string)."""
+        params: dict[str, Any] = judge_signature(self.config, self.template, self.options.get("seeds"))
+        extra = self.extra_signature()
+        head = {k: params.pop(k) for k in ("judge", "prompt", "temp", "seeds") if k in params}
+        return {**head, **extra, **params}
 
     def setup(self, context: Any) -> None:
         """Open the judge (cache connection; the HTTP client is created on first use)."""
