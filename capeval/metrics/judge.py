@@ -69,6 +69,8 @@ def judge_signature(config: JudgeConfig, template: JudgeTemplate, seeds: Any) ->
     params["max_tokens"] = config.max_tokens
     params["fmt"] = config.response_format
     params["host"] = endpoint_host(config.base_url)
+    if config.endpoints is not None:  # a --judge-endpoints pool: every host that may have judged
+        params["host"] = "+".join(sorted({endpoint_host(ep.base_url) for ep in config.endpoints.endpoints}))
     return params
 
 
