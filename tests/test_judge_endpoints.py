@@ -158,3 +158,13 @@ def test_endpoint_model_name_and_missing_key(tmp_path, monkeypatch):
         with Judge(config.replace(endpoints=keyed, cache="off")) as judge:
             assert judge.run(_requests(1, "k"))[0].ok
         assert "Bearer sk-test-secret" in server.state.authorization
+
+
+def test_pool_signature_names_every_host():
+    from capeval.judges.templates import load_template
+    from capeval.metrics.judge import judge_signature
+
+    pool = EndpointPool("m", (Endpoint("a", "http://127.0.0.1:9/v1", "m"),
+                              Endpoint("b", "http://10.0.0.2:8000/v1", "m")))
+    assert judge_signature(JudgeConfig(model="m", endpoints=pool), load_template("clair-v1"), 1)["host"] == \
+        "10.0.0.2:8000+127.0.0.1:9"
