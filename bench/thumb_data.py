@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-THUMB = Path(__file__).resolve().parents[2] / "shared" / "data" / "thumb"
+THUMB = next((p / "shared" / "data" / "thumb" for p in Path(__file__).resolve().parents[1:4]
+              if (p / "shared").is_dir()), Path(__file__).resolve().parents[2] / "shared" / "data" / "thumb")
 
 
 Refs = dict[str, list[str]]

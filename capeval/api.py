@@ -140,7 +140,8 @@ def metric_info(metric: Metric) -> dict[str, Any]:
 
 # Options that command-line flags set whichever metrics run (``--images``, ``--judge-model``, ...).
 FLAG_KEYS = frozenset({"images", "bertscore_model", "bertscore_layer", "judge_model", "judge_base_url",
-                       "judge_template", "judge_concurrency", "cache", "refresh_cache", "run_dir"})
+                       "judge_template", "judge_concurrency", "cache", "refresh_cache", "run_dir",
+                       "judge_endpoints"})
 
 
 def build_metrics(names: Sequence[str | Metric], options: dict[str, Any]) -> list[Metric]:
@@ -242,6 +243,9 @@ def evaluate(
     seeds: int = 1,
     options: dict[str, Any] | None = None,
     progress: bool | None = False,
+    engine: str = "local",
+    ray_address: str | None = None,
+    workers: int | None = None,
 ) -> Results:
     """Score captioners against references.
 
@@ -253,6 +257,9 @@ def evaluate(
         seeds: stochastic metrics run once per seed ``0..seeds-1``; deterministic ones once.
         options: metric options (e.g. ``bertscore_model``, ``judge_model``).
         progress: show a progress bar (None: when stderr is a terminal).
+        engine: ``local`` (this process) or ``ray`` (samples sharded over Ray workers; same numbers).
+        ray_address: the Ray cluster to join (default ``RAY_ADDRESS``, else a new local instance).
+        workers: Ray workers (default: the cluster's CPUs).
 
     Example:
         >>> r = evaluate({"a": ["a cat sits on a mat"]}, {"sys": {"a": "a cat on a mat"}}, metrics=["cider"])
@@ -261,6 +268,10 @@ def evaluate(
     """
     if seeds < 1:
         raise InputError(f"seeds must be >= 1, got {seeds}")
+    from capeval.engine import ENGINES
+
+    if engine not in ENGINES:
+        raise InputError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
     options = dict(options or {})
     options.setdefault("seeds", seeds)
     started = time.time()
@@ -280,6 +291,21 @@ def evaluate(
 
     all_refs = list(dataset.references.values())
     steps = sum(len(dataset.captioners) * (seeds if m.stochastic else 1) for m in metric_objs)
+    engine_info: dict[str, Any] | None = None
+    if engine == "ray":
+        from capeval.engine.ray_engine import score_on_ray
+
+        sharded = score_on_ray(dataset, metric_objs, seeds, options, address=ray_address, workers=workers)
+        engine_info = sharded.engine
+        context.merge_tokenized(sharded.tokenized)
+        for metric in metric_objs:
+            signatures.update(metric.signatures(all_refs))
+            signatures_json.update(metric.signatures_json(all_refs))
+            info[metric.name] = metric_info(metric)
+            for cap in dataset.captioners:
+                for seed in range(seeds) if metric.stochastic else (0,):
+                    _collect(metric, sharded.outputs[(metric.name, cap, seed)], cap, seed, acc)
+        metric_objs, steps = [], 0  # nothing left to score or close here
     # Every metric is set up before any scores, so slow starts (METEOR's JVM loading its paraphrase
     # tables, model loading) overlap with the work of the metrics scored first.
     try:
@@ -332,6 +358,7 @@ def evaluate(
         statistics={name: pd.concat(frames, ignore_index=True) for name, frames in acc.statistics.items()},
         tokens=context.token_table(),
         signatures_json=signatures_json,
+        engine=engine_info,
         started=started,
         finished=time.time(),
     )

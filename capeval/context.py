@@ -41,6 +41,11 @@ class RunContext:
             return self._tokenized[name]
 
 
+    def merge_tokenized(self, tokenized: dict[str, dict[str, str]]) -> None:
+        """Add tokenisations computed elsewhere (a Ray run's workers, one shard each) to this run's."""
+        for name, tok in tokenized.items():
+            self._tokenized.setdefault(name, {}).update(tok)
+
     def token_table(self, name: str = "ptb") -> pd.DataFrame | None:
         """The run's tokenised candidates and references (None when no metric tokenised with ``name``):
         rows (captioner, sample_id, index, tokens), captioner ``""`` for references (``index`` = reference

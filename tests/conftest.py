@@ -9,8 +9,11 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-# CAPEVAL_SHARED_DATA overrides the location (a git worktree elsewhere than beside ../shared)
-SHARED_DATA = Path(os.environ.get("CAPEVAL_SHARED_DATA") or REPO.parent / "shared" / "data")
+# ../shared beside the checkout (CI, /work/main); a git worktree under wt/ finds it one level further up
+# CAPEVAL_SHARED_DATA overrides the location
+SHARED_DATA = Path(os.environ["CAPEVAL_SHARED_DATA"]) if os.environ.get("CAPEVAL_SHARED_DATA") else next(
+    (p / "shared" / "data" for p in (REPO.parent, REPO.parent.parent) if (p / "shared").is_dir()),
+    REPO.parent / "shared" / "data")
 
 
 @pytest.fixture(scope="session")

@@ -47,6 +47,7 @@ COMMAND_MODULES = [
     "capeval.cli.metaeval_cmd",
     "capeval.cli.evaluate_cmd",
     "capeval.cli.board_cmd",
+    "capeval.cli.annotate_cmd",
 ]
 
 

@@ -50,7 +50,7 @@ def _coerce(value: str):
 
 
 def flag_options(*, images, bertscore_model, bertscore_layer, judge_model, judge_base_url, judge_template,
-                 judge_concurrency, no_cache, refresh_cache) -> dict:
+                 judge_concurrency, no_cache, refresh_cache, judge_endpoints=None) -> dict:
     """The metric options set by the shared command-line flags (unset flags are left out)."""
     flags = {
         "images": str(images) if images else None,
@@ -58,6 +58,7 @@ def flag_options(*, images, bertscore_model, bertscore_layer, judge_model, judge
         "judge_model": judge_model, "judge_base_url": judge_base_url,
         "judge_template": str(judge_template) if judge_template else None,
         "judge_concurrency": judge_concurrency,
+        "judge_endpoints": str(judge_endpoints) if judge_endpoints else None,
         "cache": not no_cache, "refresh_cache": refresh_cache,
     }
     return {k: v for k, v in flags.items() if v is not None}
@@ -129,6 +130,12 @@ def score_command(
     judge_concurrency: int | None = typer.Option(None, "--judge-concurrency", help="Concurrent judge requests."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the judge cache."),
     refresh_cache: bool = typer.Option(False, "--refresh-cache", help="Ignore cached replies, overwrite them."),
+    judge_endpoints: Path | None = typer.Option(
+        None, "--judge-endpoints", help="YAML file of several endpoints serving the judge model (routing, failover)."),
+    engine: str = typer.Option("local", "--engine", help="local (this process) or ray (sharded over Ray workers)."),
+    ray_address: str | None = typer.Option(
+        None, "--ray-address", help="Ray cluster to join (default RAY_ADDRESS, else a new local instance)."),
+    workers: int | None = typer.Option(None, "--workers", help="Ray workers (default: the cluster's CPUs)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
     overwrite: bool = typer.Option(False, "--overwrite",
                                    help="Write into an --out that holds other files (capeval's files are replaced)."),
@@ -147,6 +154,7 @@ def score_command(
         capeval score --refs mscoco_references.jsonl --cand mscoco_THumB-1.0.jsonl --system-field SYS --out runs/thumb
         capeval score --cand lmms:out/llava/20250101_120000_samples_coco2014_cap_val.jsonl --out runs/lmms
         capeval score --cand vlmeval:outputs/llava/llava_COCO_VAL.xlsx --out runs/vlmeval
+        capeval score --refs refs.json --cand mine=mine.jsonl --out runs/r2 --engine ray --workers 8
     """
     if not 0 <= max_failure_rate <= 1:
         raise CapevalError(f"--max-failure-rate must be between 0 and 1, got {max_failure_rate:g}")
@@ -166,7 +174,7 @@ def score_command(
     options.update(flag_options(
         images=images, bertscore_model=bertscore_model, bertscore_layer=bertscore_layer, judge_model=judge_model,
         judge_base_url=judge_base_url, judge_template=judge_template, judge_concurrency=judge_concurrency,
-        no_cache=no_cache, refresh_cache=refresh_cache))
+        no_cache=no_cache, refresh_cache=refresh_cache, judge_endpoints=judge_endpoints))
     options.setdefault("run_dir", str(out))
     from capeval.api import build_metrics
 
@@ -182,7 +190,7 @@ def score_command(
     input_files = [Path(p) for p in (references.path, *(cf.path for cf in candidates.values())) if Path(p).is_file()]
     check_out_dir(out, inputs=input_files, overwrite=overwrite)
     results = evaluate(references, candidates, built, seeds=seeds, options=options,
-                       progress=False if quiet else None)
+                       progress=False if quiet else None, engine=engine, ray_address=ray_address, workers=workers)
     from capeval.hashing import sha256_path
 
     results.inputs["references"]["path"] = references.path

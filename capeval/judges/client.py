@@ -26,6 +26,7 @@ from typing import Any
 from capeval.errors import CapevalError
 from capeval.judges.cache import JudgeCache
 from capeval.judges.config import JudgeConfig
+from capeval.judges.endpoints import Endpoint, Health
 from capeval.judges.prices import load_prices, price_for
 from capeval.judges.protocol import (
     JudgeReply,
@@ -110,7 +111,12 @@ class Judge:
         if config.cache != "off":
             self.cache = cache or JudgeCache(config.resolved_cache_path, config.cache_timeout)
         self._jitter = random.Random()
-        self._conns: dict[int, _Connection] = {}
+        self._conns: dict[int, list[_Connection]] = {}
+        pool = config.endpoints
+        self._targets: list[tuple[JudgeConfig, Endpoint | None]] = [(config, None)]
+        if pool is not None:
+            self._targets = [(_endpoint_config(config, ep), ep) for ep in pool.endpoints]
+        self._health = Health(len(self._targets))
         self._writer: CacheWriter | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -173,13 +179,14 @@ class Judge:
             self._writer = CacheWriter(self.cache)
         return self._writer
 
-    def _conn(self) -> _Connection:
+    def _connections(self) -> list[_Connection]:
+        """This event loop's connections: one per endpoint (one in all for a single endpoint)."""
         loop = asyncio.get_running_loop()
-        conn = self._conns.get(id(loop))
-        if conn is None:
-            conn = _Connection(self.config)
-            self._conns[id(loop)] = conn
-        return conn
+        conns = self._conns.get(id(loop))
+        if conns is None:
+            conns = [_Connection(cfg, ep) for cfg, ep in self._targets]
+            self._conns[id(loop)] = conns
+        return conns
 
     # -- public API ----------------------------------------------------------------------------------------
 
@@ -212,19 +219,29 @@ class Judge:
                 if progress is not None:
                     progress(reply)
         todo = [k for k in groups if k not in hits]
+        commits: list[asyncio.Future] = []
         if todo:
-            self._conn()  # fail fast (missing key) before starting workers
+            self._connections()  # fail fast (missing key) before starting workers
             it = iter(todo)
+
+            def deliver(k: str, reply: JudgeReply) -> None:
+                for i in groups[k]:
+                    replies[i] = reply
+                    if progress is not None:
+                        progress(reply)
 
             async def worker() -> None:
                 for k in it:
-                    reply = await self._call(k, *first[k])
-                    for i in groups[k]:
-                        replies[i] = reply
-                        if progress is not None:
-                            progress(reply)
+                    reply, committed = await self._call(k, *first[k])
+                    if committed is None:
+                        deliver(k, reply)
+                    else:  # handed on once committed; the worker moves on to its next call meanwhile
+                        committed.add_done_callback(
+                            lambda f, k=k, reply=reply: f.cancelled() or f.exception() or deliver(k, reply))
+                        commits.append(committed)
 
-            tasks = [asyncio.ensure_future(worker()) for _ in range(min(self.config.concurrency, len(todo)))]
+            width = self.config.endpoints.concurrency if self.config.endpoints else self.config.concurrency
+            tasks = [asyncio.ensure_future(worker()) for _ in range(min(width, len(todo)))]
             try:
                 done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
             except BaseException:
@@ -239,6 +256,8 @@ class Judge:
             for t in done:
                 if t.exception() is not None:
                     raise t.exception()
+        if commits:
+            await asyncio.gather(*commits)  # a failed commit raises CacheError here
         return [r for r in replies if r is not None]
 
     def take_usage(self) -> UsageTally:
@@ -252,8 +271,9 @@ class Judge:
             return
         if self._loop is not None:
             async def _close_all() -> None:
-                for conn in self._conns.values():
-                    await conn.close()
+                for conns in self._conns.values():
+                    for conn in conns:
+                        await conn.close()
 
             try:
                 self._submit(_close_all())
@@ -270,8 +290,7 @@ class Judge:
 
     async def aclose(self) -> None:
         """For :meth:`arun` callers on their own event loop: close this loop's HTTP client."""
-        conn = self._conns.pop(id(asyncio.get_running_loop()), None)
-        if conn is not None:
+        for conn in self._conns.pop(id(asyncio.get_running_loop()), []):
             await conn.close()
 
     def __enter__(self) -> Judge:
@@ -286,60 +305,105 @@ class Judge:
         ceiling = min(self.config.backoff_max, self.config.backoff * (2 ** attempt))
         return ceiling / 2 + self._jitter.uniform(0, ceiling / 2)
 
-    async def _call(self, key: str, request: JudgeRequest, body: bytes) -> JudgeReply:
+    async def _call(self, key: str, request: JudgeRequest,
+                    body: bytes) -> tuple[JudgeReply, asyncio.Future | None]:
+        """One judgment with retries (and, over a pool, failover) -> (reply, its cache commit or None).
+
+        Over an endpoint pool, a failed attempt is re-sent at once to the next endpoint of the key's order that
+        has not failed it (a failover, which uses no retry); once every endpoint has failed it, the usual backoff
+        and retry follow. One judgment is counted once, however many endpoints it took.
+        """
         cfg = self.config
-        conn = self._conn()
-        limiter = conn.limiter
+        conns = self._connections()
+        pool = cfg.endpoints
+        order = pool.order(key) if pool is not None else [0]
+        tried: set[int] = set()
         estimate = 0
-        if limiter.active:
+        if any(c.limiter.active for c in conns):
             estimate = estimate_tokens(request.messages, int(self.params(request)["max_tokens"]))
         last_error = ""
         kind = ""
         attempts = 0
-        for attempt in range(cfg.retries + 1):
-            if limiter.active:
-                await limiter.acquire(estimate)
+        retries_left = cfg.retries
+        while True:
+            idx = self._health.pick(order, tried)
+            if idx is None:  # every endpoint failed this request or is cooling down: start a new round
+                tried.clear()
+                idx = self._health.pick(order, tried)
+                idx = order[0] if idx is None else idx
+            conn = conns[idx]
+            if conn.limiter.active:
+                await conn.limiter.acquire(estimate)
             attempts += 1
             self.usage.requests += 1
+            if conn.name:
+                self.usage.count_endpoint(conn.name, "requests")
             delay: float | None = None
+            outage = False
             try:
-                raw = await _within(conn.send(body, request, self), cfg.timeout)
+                async with conn.slots:
+                    raw = await _within(conn.send(conn.body_for(body, request, self), request, self), cfg.timeout)
                 text, finish, pt, ct = _extract(raw)
             except _Status as exc:
                 if exc.status in FATAL_STATUS:
-                    raise JudgeError(f"judge endpoint {cfg.base_url or 'OpenAI'} answered HTTP {exc.status} "
-                                     f"({FATAL_STATUS[exc.status]}) for model {cfg.model!r}: "
-                                     f"{_short(exc.message)}") from None
+                    where = f"judge endpoint {conn.name} ({conn.base_url})" if conn.name else \
+                        f"judge endpoint {cfg.base_url or 'OpenAI'}"
+                    raise JudgeError(f"{where} answered HTTP {exc.status} ({FATAL_STATUS[exc.status]}) for model "
+                                     f"{conn.model!r}: {_short(exc.message)}") from None
                 kind, last_error = f"http_{exc.status}", f"HTTP {exc.status}: {_short(exc.message)}"
                 if exc.status not in RETRY_STATUS and exc.status < 500:
+                    self._attempt_failed(conn, idx, False)
                     break  # a request the endpoint will never accept (e.g. too long): a counted failure
                 delay = retry_after_seconds(exc.headers)
             except (asyncio.TimeoutError, TimeoutError):
-                kind, last_error = "timeout", f"no reply within {cfg.timeout:g}s"
+                kind, last_error, outage = "timeout", f"no reply within {cfg.timeout:g}s", True
             except _Unreachable as exc:
-                kind, last_error = "connection", f"connection error: {_short(str(exc))}"
+                kind, last_error, outage = "connection", f"connection error: {_short(str(exc))}", True
             except _Malformed as exc:
                 kind, last_error = "malformed", f"malformed reply: {_short(str(exc))}"
             else:
+                self._health.succeeded(idx)
                 price_cost = self.price.cost(pt, ct) if self.price is not None else 0.0
+                committed = None
                 if self.cache is not None:
-                    await self._writer_for().put((key, cfg.model, text, pt, ct, finish))
+                    committed = self._writer_for().submit((key, cfg.model, text, pt, ct, finish))
                 self.usage.completed += 1
+                if conn.name:
+                    self.usage.count_endpoint(conn.name, "completed")
                 self.usage.prompt_tokens += pt
                 self.usage.completion_tokens += ct
                 if self.usage.cost_usd is not None:
                     self.usage.cost_usd += price_cost
                 return JudgeReply(key, text, prompt_tokens=pt, completion_tokens=ct, finish_reason=finish,
-                                  attempts=attempts)
-            if attempt < cfg.retries:
-                self.usage.retries += 1
-                wait = self._backoff(attempt) if delay is None else min(delay, cfg.backoff_max)
-                log.debug("judge call failed (%s); retry %d in %.2fs", last_error, attempt + 1, wait)
-                await asyncio.sleep(wait)
+                                  attempts=attempts), committed
+            self._attempt_failed(conn, idx, outage)
+            tried.add(idx)
+            if pool is not None and self._health.pick(order, tried) is not None:
+                self.usage.failovers += 1
+                log.debug("judge call failed on %s (%s); re-sent to another endpoint", conn.name, last_error)
+                continue
+            if retries_left <= 0:
+                break
+            retries_left -= 1
+            self.usage.retries += 1
+            wait = self._backoff(cfg.retries - retries_left - 1) if delay is None else min(delay, cfg.backoff_max)
+            log.debug("judge call failed (%s); retry %d in %.2fs", last_error, cfg.retries - retries_left, wait)
+            await asyncio.sleep(wait)
         self.usage.errors += 1
         self.usage.by_error[kind] = self.usage.by_error.get(kind, 0) + 1
         return JudgeReply(key, None, error=f"gave up after {attempts} attempt(s): {last_error}",
-                          attempts=attempts, error_kind=kind)
+                          attempts=attempts, error_kind=kind), None
+
+    def _attempt_failed(self, conn: _Connection, idx: int, outage: bool) -> None:
+        if conn.name:
+            self.usage.count_endpoint(conn.name, "errors")
+            self._health.failed(idx, outage)
+
+
+def _endpoint_config(config: JudgeConfig, ep: Endpoint) -> JudgeConfig:
+    """The settings of one pool endpoint: its URL, key variable, limits; everything else from the run."""
+    return config.replace(base_url=ep.base_url, api_key_env=ep.api_key_env or "", concurrency=ep.concurrency,
+                          rpm=ep.rpm, tpm=ep.tpm, endpoints=None)
 
 
 class _Status(Exception):
@@ -362,12 +426,21 @@ class _Connection:
     package's full request path, over the same aiohttp transport; about 4x the client CPU per request).
     """
 
-    def __init__(self, config: JudgeConfig) -> None:
+    def __init__(self, config: JudgeConfig, endpoint: Endpoint | None = None) -> None:
         import httpx
         from openai import AsyncOpenAI
 
         from capeval.judges.transport import AiohttpTransport
 
+        self.name = endpoint.name if endpoint is not None else ""
+        self.base_url = config.base_url
+        self.model = endpoint.model if endpoint is not None else config.model
+        self.pool_model = config.model
+        # a pool endpoint has its own concurrency cap; a single endpoint's is the number of workers
+        self.slots: Any = asyncio.Semaphore(config.concurrency) if endpoint is not None else _NoLimit()
+        if endpoint is not None and endpoint.api_key_env and not os.environ.get(endpoint.api_key_env):
+            raise JudgeError(f"judge endpoint {endpoint.name} ({endpoint.base_url}): the environment variable "
+                             f"{endpoint.api_key_env} holding its API key is not set")
         self.mode = config.http
         self.transport = AiohttpTransport(limit=max(100, 2 * config.concurrency))
         http = httpx.AsyncClient(transport=self.transport, follow_redirects=True,
@@ -384,10 +457,16 @@ class _Connection:
         self.headers = {k: v for k, v in merged.items() if isinstance(v, str) and not k.startswith("X-Stainless")}
         self.limiter = RateLimiter(config.rpm, config.tpm)
 
+    def body_for(self, body: bytes, request: JudgeRequest, judge: Judge) -> bytes:
+        """The request body for this endpoint: the pool's body, with the endpoint's own model name if it differs."""
+        if self.model == self.pool_model:
+            return body
+        return body_json({**judge._payload(request), "model": self.model}).encode("utf-8")
+
     async def send(self, body: bytes, request: JudgeRequest, judge: Judge) -> bytes:
         """POST one chat completion; the raw 2xx body, or _Status / _Unreachable."""
         if self.mode == "openai":
-            return await self._send_openai(judge._payload(request))
+            return await self._send_openai({**judge._payload(request), "model": self.model})
         import aiohttp
 
         try:
@@ -418,6 +497,16 @@ class _Connection:
         """Close the client and its aiohttp session."""
         await self.client.close()
         await self.transport.aclose()
+
+
+class _NoLimit:
+    """An async context manager that never waits (the single-endpoint path: workers are the limit)."""
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, *exc: Any) -> None:
+        return None
 
 
 def _error_message(content: bytes) -> str:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from capeval.errors import CapevalError
+from capeval.judges.endpoints import EndpointPool, load_endpoints
 
 DEFAULT_MODEL = "gpt-4o-mini"
 DEFAULT_API_KEY_ENV = "OPENAI_API_KEY"
@@ -44,7 +45,10 @@ JUDGE_SIMPLE_OPTIONS: dict[str, tuple[str, type]] = {
     "judge_prices": ("prices", str), "judge_cache_timeout": ("cache_timeout", float),
     "judge_http": ("http", str), "judge_headers": ("headers", str),
 }
-JUDGE_OPTION_KEYS = frozenset(JUDGE_SIMPLE_OPTIONS) | {"judge_cache", "cache_dir", "cache", "refresh_cache"}
+JUDGE_OPTION_KEYS = frozenset(JUDGE_SIMPLE_OPTIONS) | {"judge_cache", "cache_dir", "cache", "refresh_cache",
+                                                        "judge_endpoints"}
+
+
 def check_base_url(url: str, api_key_env: str = DEFAULT_API_KEY_ENV) -> None:
     """Refuse a judge base URL that carries a credential or can't be extended with ``/chat/completions``.
 
@@ -112,6 +116,8 @@ class JudgeConfig:
     cache, refresh_cache    ``--no-cache`` / ``--refresh-cache``                       on / off
     judge_http              fast (POST via aiohttp with the AsyncOpenAI client's URL   fast
                             and headers) or openai (``AsyncOpenAI.post`` per request)
+    judge_endpoints         YAML file of several endpoints serving the judge model     unset
+                            (``--judge-endpoints``; :mod:`capeval.judges.endpoints`)
     ======================  =========================================================  ==============
 
     Temperature: 0 for a single-seed run, 0.7 when ``seeds`` > 1 or unknown. Cache file:
@@ -140,6 +146,7 @@ class JudgeConfig:
     cache_timeout: float = 10.0
     http: str = "fast"
     headers: str | None = None  # extra HTTP headers "Name: value; Name2: value2" (values never recorded)
+    endpoints: EndpointPool | None = None
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
@@ -209,6 +216,15 @@ class JudgeConfig:
                 kw[attr] = cast(value)
             except (TypeError, ValueError) as exc:
                 raise CapevalError(f"option {key}={value!r}: expected {cast.__name__}") from exc
+        pool = o.get("judge_endpoints")
+        if pool:
+            pool = pool if isinstance(pool, EndpointPool) else load_endpoints(str(pool))
+            if o.get("judge_model") and str(o["judge_model"]) != pool.model:
+                raise CapevalError(f"--judge-model {o['judge_model']!r} differs from the model {pool.model!r} "
+                                   f"of the judge endpoints file {pool.path}; give one of them")
+            kw["endpoints"], kw["model"] = pool, pool.model
+            if "concurrency" not in kw:
+                kw["concurrency"] = pool.concurrency
         if o.get("judge_cache"):
             kw["cache_path"] = Path(str(o["judge_cache"])).expanduser()
         elif o.get("cache_dir"):

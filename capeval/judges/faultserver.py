@@ -11,6 +11,11 @@ attempt of that exact request gets a 429, the second a 500, the third and later 
 mid-body), ``slow`` (replies after ``slow_seconds``), ``empty`` (no choices), ``prose`` (a reply text with no
 score in it), ``ok``. ``default_faults`` applies the same script to every request without a marker.
 
+Bounded mode (benchmarks of several endpoints): ``concurrency`` caps the requests answered at once (the rest
+queue, as on a GPU server with a fixed batch), ``delay`` is a fixed latency per reply. ``hold_after`` N answers
+the first N requests and holds every later one until ``POST /release`` (tests kill a client or the server
+at a known point).
+
 ``GET /stats`` returns request counters; ``POST /reset`` clears them. Binds to 127.0.0.1 only.
 """
 
@@ -46,6 +51,8 @@ class ServerState:
     instant: bool = False
     responder: Callable[[dict[str, Any]], str] | None = None  # in-process tests: payload -> reply text
     record: bool = False  # keep every payload (tests that compare what was asked)
+    concurrency: int = 0  # requests answered at once (0: unbounded)
+    hold_after: int | None = None  # answer this many requests, hold later ones until POST /release
     requests: int = 0
     in_flight: int = 0
     max_in_flight: int = 0
@@ -58,6 +65,8 @@ class ServerState:
 
 
 STATE = web.AppKey("state", ServerState)
+SLOTS = web.AppKey("slots", object)
+RELEASED = web.AppKey("released", object)
 
 
 def request_digest(payload: dict[str, Any]) -> str:
@@ -122,8 +131,20 @@ _INSTANT = json.dumps(completion_body({"model": "bench", "messages": []}, _INSTA
 async def _chat(request: web.Request) -> web.StreamResponse:
     state: ServerState = request.app[STATE]
     state.requests += 1
+    if state.hold_after is not None and state.requests > state.hold_after:
+        await request.app[RELEASED].wait()
+    slots = request.app[SLOTS]
+    if slots is None:
+        return await _serve(request, state)
+    async with slots:
+        return await _serve(request, state)
+
+
+async def _serve(request: web.Request, state: ServerState) -> web.StreamResponse:
     if state.instant:
         await request.read()
+        if state.delay:
+            await asyncio.sleep(state.delay)
         state.completed += 1
         return web.Response(body=_INSTANT, content_type="application/json")
     state.authorization.add(request.headers.get("Authorization", ""))
@@ -195,6 +216,12 @@ async def _stats(request: web.Request) -> web.Response:
     })
 
 
+async def _release(request: web.Request) -> web.Response:
+    request.app[STATE].hold_after = None
+    request.app[RELEASED].set()
+    return web.json_response({"ok": True})
+
+
 async def _reset(request: web.Request) -> web.Response:
     s: ServerState = request.app[STATE]
     s.requests = s.completed = s.max_in_flight = 0
@@ -213,10 +240,13 @@ def make_app(state: ServerState) -> web.Application:
     """The aiohttp application."""
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app[STATE] = state
+    app[SLOTS] = asyncio.Semaphore(state.concurrency) if state.concurrency else None
+    app[RELEASED] = asyncio.Event()
     app.router.add_post("/v1/chat/completions", _chat)
     app.router.add_get("/v1/models", _models)
     app.router.add_get("/stats", _stats)
     app.router.add_post("/reset", _reset)
+    app.router.add_post("/release", _release)
     return app
 
 
@@ -292,9 +322,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--instant", action="store_true", help="one fixed reply, no parsing (benchmarks)")
     ap.add_argument("--delay", type=float, default=0.0, help="seconds before every reply")
     ap.add_argument("--faults", default="", help="fault script for requests without a marker")
+    ap.add_argument("--concurrency", type=int, default=0, help="requests answered at once (0: unbounded)")
+    ap.add_argument("--hold-after", type=int, default=None, help="hold requests after the first N (POST /release)")
     args = ap.parse_args(argv)
-    state = ServerState(instant=args.instant, delay=args.delay,
-                        default_faults=tuple(f for f in args.faults.split(",") if f))
+    state = ServerState(instant=args.instant, delay=args.delay, concurrency=args.concurrency,
+                        hold_after=args.hold_after, default_faults=tuple(f for f in args.faults.split(",") if f))
 
     async def serve() -> None:
         runner = web.AppRunner(make_app(state), access_log=None, handler_cancellation=True,

@@ -80,6 +80,13 @@ class UsageTally:
     completion_tokens: int = 0
     cost_usd: float | None = 0.0
     by_error: dict[str, int] = field(default_factory=dict)
+    failovers: int = 0  # attempts re-sent to another endpoint of a pool after one failed
+    by_endpoint: dict[str, dict[str, int]] = field(default_factory=dict)  # name -> requests/completed/errors
+
+    def count_endpoint(self, name: str, what: str) -> None:
+        """Count one ``what`` (requests, completed, errors) for a pool endpoint."""
+        counts = self.by_endpoint.setdefault(name, {"requests": 0, "completed": 0, "errors": 0})
+        counts[what] += 1
 
     def add(self, other: UsageTally) -> None:
         """Add another tally into this one."""
@@ -92,6 +99,11 @@ class UsageTally:
             self.cost_usd += other.cost_usd
         for k, v in other.by_error.items():
             self.by_error[k] = self.by_error.get(k, 0) + v
+        self.failovers += other.failovers
+        for name, counts in other.by_endpoint.items():
+            mine = self.by_endpoint.setdefault(name, {"requests": 0, "completed": 0, "errors": 0})
+            for k, v in counts.items():
+                mine[k] = mine.get(k, 0) + v
 
     def as_usage(self) -> dict[str, float]:
         """Flat counters for :attr:`MetricOutput.usage` (the runner sums them into summary and manifest)."""
@@ -106,6 +118,11 @@ class UsageTally:
         }
         if self.cost_usd is not None:
             out["cost_usd"] = float(self.cost_usd)
+        if self.by_endpoint:
+            out["judge_failovers"] = float(self.failovers)
+            for name, counts in self.by_endpoint.items():
+                for k, v in counts.items():
+                    out[f"endpoint:{name}:{k}"] = float(v)
         return out
 
 

@@ -1,6 +1,6 @@
 """Group commit for the judge cache: replies are committed from a background thread, many per transaction.
 
-Each caller awaits the commit of its own reply before the reply is handed on, so the crash guarantee is the
+A reply is handed on only once its commit has landed (the caller gets a future per row), so the crash guarantee is the
 same as one commit per reply (what is in the cache is never asked again; what is not was never handed on),
 while under load one transaction carries every reply that arrived during the previous commit.
 """
@@ -37,12 +37,20 @@ class CacheWriter:
         self._thread = threading.Thread(target=self._run, name="capeval-judge-cache", daemon=True)
         self._thread.start()
 
-    async def put(self, row: Row) -> None:
-        """Queue a row and wait for its commit (raises :class:`CacheError` if the commit fails)."""
+    def submit(self, row: Row) -> asyncio.Future:
+        """Queue a row; the returned future (of the running loop) resolves once the row is committed.
+
+        The judge hands a reply on only when its future resolves, but its worker is free to send the next
+        request meanwhile, so a commit never holds a concurrency slot.
+        """
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         self._queue.put((row, future, loop))
-        await future
+        return future
+
+    async def put(self, row: Row) -> None:
+        """Queue a row and wait for its commit (raises :class:`CacheError` if the commit fails)."""
+        await self.submit(row)
 
     def _run(self) -> None:
         stop = False

@@ -70,6 +70,8 @@ def judge_signature(config: JudgeConfig, template: JudgeTemplate, seeds: Any) ->
     params["max_tokens"] = config.max_tokens
     params["fmt"] = config.response_format
     params["host"] = endpoint_host(config.base_url)
+    if config.endpoints is not None:  # a --judge-endpoints pool: every host that may have judged
+        params["host"] = "+".join(sorted({endpoint_host(ep.base_url) for ep in config.endpoints.endpoints}))
     return params
 
 
@@ -127,7 +129,8 @@ class JudgeMetric(Metric):
     def setup(self, context: Any) -> None:
         """Open the judge (cache connection; the HTTP client is created on first use)."""
         if self.judge is None:
-            self.judge = Judge(self.config)
+            shared = getattr(context, "shared", None) or {}
+            self.judge = Judge(self.config, cache=shared.get("judge_cache"))  # a Ray run's single cache writer
 
     def close(self) -> None:
         """Close the judge."""

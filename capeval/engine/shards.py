@@ -1,0 +1,255 @@
+"""One run split into shards of samples: what a worker computes per shard, and how the driver joins them.
+
+A shard is a contiguous range of the run's samples (reference order) with every captioner's candidates for
+them. A :class:`ShardWorker` (one per Ray worker; plain Python, testable without Ray) scores every metric on
+a shard with the run's own metric classes, set up once per worker (models loaded once, one METEOR JVM), and
+returns per-sample values plus what the corpus score needs:
+
+Each worker calls the metric's own ``statistics(batch)`` (protocol v2) on its shard; the driver concatenates the
+statistics tables and values and calls the metric's ``aggregate`` on the whole table, as the local engine does:
+
+* ``mean`` metrics (ROUGE-L, judges): per-sample values are independent of the other samples.
+* ``whole`` metrics (BERTScore, CAPTURE): one worker scores the whole run, as the local engine does. Their
+  float32 encoders give results that depend on the shapes of the batches a sentence is encoded and matched in
+  (measured: up to 3e-7 for BERTScore, 7e-8 for CAPTURE between a whole run and two halves), so sharding
+  them would move scores; each runs on its own worker, in parallel with the sharded metrics, with as many
+  torch threads as the local engine would use (the thread count moves them by as much: 1.8e-7 for BERTScore
+  between 1 and 2 threads; Ray gives a one-CPU worker one thread).
+* ``bleu`` and ``meteor``: per-sample values are independent; the corpus value comes from the summed
+  statistics (the ``bleu`` and ``meteor`` aggregation rules), one METEOR JVM per worker.
+* ``cider``: the corpus value's rule (``cider-d``) reads the whole table; per-sample values take a second
+  pass: the first returns each captioner's reference n-gram document counts, the driver sums them over all
+  shards (the document frequencies of the whole reference set, as a local run has them), the second scores
+  the shard's samples with pycocoevalcap's own CIDEr-D arithmetic under those totals.
+
+A metric whose per-sample value depends on other samples in a way not listed here (pairwise comparison
+against another captioner, proxy QA's ratio) is refused with a one-line error.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from capeval.errors import CapevalError
+from capeval.io.align import Dataset
+from capeval.metrics.base import Batch, Metric
+
+MEAN_METRICS = frozenset({"rouge_l", "clair", "mllm_judge"})
+WHOLE_METRICS = frozenset({"bertscore", "capture"})
+
+
+class ShardingError(CapevalError):
+    """A metric can't be split over shards."""
+
+
+def shard_rule(metric: Metric) -> str:
+    """How a metric is split: ``bleu``, ``meteor``, ``cider``, ``mean`` or ``whole`` (else a clear error)."""
+    name = metric.name
+    if name in ("bleu", "meteor", "cider"):
+        return name
+    if name in WHOLE_METRICS:
+        return "whole"
+    if name in MEAN_METRICS:
+        return "mean"
+    raise ShardingError(f"metric {name!r} can't be sharded by the Ray engine (its per-sample values depend on "
+                        "other samples or captioners); run it with --engine local")
+
+
+@dataclass
+class Shard:
+    """The inputs of one shard: aligned, normalised captions of its samples."""
+
+    index: int
+    references: dict[str, list[str]]
+    candidates: dict[str, dict[str, str]]
+    images: dict[str, str] = field(default_factory=dict)
+
+    def dataset(self) -> Dataset:
+        """The shard as a :class:`Dataset` (already validated by the driver)."""
+        return Dataset(references=self.references, candidates=self.candidates, images=self.images)
+
+
+def split(dataset: Dataset, n_shards: int) -> list[Shard]:
+    """``n_shards`` contiguous ranges of the dataset's samples (reference order), none empty."""
+    ids = dataset.sample_ids
+    n_shards = max(1, min(n_shards, len(ids)))
+    bounds = np.linspace(0, len(ids), n_shards + 1).round().astype(int)
+    shards = []
+    for k in range(n_shards):
+        part = ids[bounds[k]:bounds[k + 1]]
+        cands = {cap: {i: c[i] for i in part if i in c} for cap, c in dataset.candidates.items()}
+        images = {i: dataset.images[i] for i in part if i in dataset.images}
+        shards.append(Shard(k, {i: dataset.references[i] for i in part}, cands, images))
+    return shards
+
+
+@dataclass
+class Piece:
+    """One (metric, captioner, seed) of one shard: per-sample values and what the corpus score needs."""
+
+    values: dict[str, np.ndarray]
+    failures: dict[str, int] = field(default_factory=dict)
+    details: dict[str, list[str | None]] = field(default_factory=dict)
+    usage: dict[str, float] = field(default_factory=dict)
+    table: Any = None  # the metric's per-sample statistics (protocol v2), one row per sample
+
+
+class _GlobalDfCider:
+    """pycocoevalcap's CiderScorer with document frequencies and corpus size given from outside."""
+
+    def __new__(cls, df: dict, n_docs: int):
+        from pycocoevalcap.cider.cider_scorer import CiderScorer
+
+        class Scorer(CiderScorer):
+            @property
+            def ref_len(self) -> float:  # compute_cider assigns log(len(crefs)); the whole set's is used
+                return self._log_docs
+
+            @ref_len.setter
+            def ref_len(self, value: Any) -> None:
+                pass
+
+        scorer = Scorer(n=4, sigma=6.0)
+        scorer._log_docs = np.log(float(n_docs))
+        scorer.document_frequency = defaultdict(float, df)
+        return scorer
+
+
+def cider_doc_counts(refs_tokens: list[list[str]]) -> Counter:
+    """Per-ngram number of samples whose references contain it (pycocoevalcap's ``compute_doc_freq``)."""
+    from pycocoevalcap.cider.cider_scorer import cook_refs
+
+    counts: Counter = Counter()
+    for refs in refs_tokens:
+        counts.update({ng for ref in cook_refs(refs) for ng in ref})
+    return counts
+
+
+def cider_values(cands: list[str], refs: list[list[str]], df: dict, n_docs: int) -> np.ndarray:
+    """Per-sample CIDEr-D of tokenised captions under given document frequencies."""
+    scorer = _GlobalDfCider(df, n_docs)
+    for c, r in zip(cands, refs, strict=True):
+        scorer += (c, r)
+    return np.asarray(scorer.compute_cider(), dtype=float)
+
+
+class ShardWorker:
+    """Scores shards with every metric of a run; metrics are built and set up once per worker."""
+
+    def __init__(self, metric_names: list[str], options: dict[str, Any], seeds: int,
+                 shared: dict[str, Any] | None = None, torch_threads: int | None = None) -> None:
+        from capeval.api import build_metrics
+
+        self.options = dict(options)
+        self.seeds = seeds
+        self.metrics = build_metrics(metric_names, self.options)
+        self.rules = {m.name: shard_rule(m) for m in self.metrics}
+        self.shared = dict(shared or {})
+        self.torch_threads = torch_threads
+        self._set_up: set[str] = set()
+        self._cider_tokens: dict[int, dict[str, tuple[list[str], list[list[str]]]]] = {}
+
+    def _setup(self, metric: Metric, context: Any) -> None:
+        """Set a metric up the first time this worker uses it (a model or a METEOR JVM starts once per worker)."""
+        if metric.name in self._set_up:
+            return
+        if self.rules[metric.name] == "whole" and self.torch_threads:
+            import torch
+
+            torch.set_num_threads(self.torch_threads)
+        metric.setup(context)
+        self._set_up.add(metric.name)
+
+    def run(self, shard: Shard, names: list[str] | None = None) -> dict[str, Any]:
+        """First pass over a shard for the metrics ``names`` (default: every metric that is not ``whole``):
+        ``{"pieces": {(metric, cap, seed): Piece}, "cider_df": {cap: Counter}, "cider_docs": {cap: n},
+        "tokenized": {tokenizer: {caption: tokens}}}``."""
+        from capeval.context import RunContext
+
+        dataset = shard.dataset()
+        context = RunContext(dataset, self.options)
+        context.shared = self.shared  # one dict per worker: models and clients are loaded once
+        if names is None:
+            names = [m.name for m in self.metrics if self.rules[m.name] != "whole"]
+        metrics = [m for m in self.metrics if m.name in names]
+        for metric in metrics:
+            self._setup(metric, context)
+        pieces: dict[tuple[str, str, int], Piece] = {}
+        out: dict[str, Any] = {"pieces": pieces, "cider_df": {}, "cider_docs": {}}
+        for metric in metrics:
+            rule = self.rules[metric.name]
+            for cap in dataset.captioners:
+                ids = dataset.ids_for(cap)
+                if not ids:
+                    continue
+                batch = Batch(cap, ids, [dataset.candidates[cap][i] for i in ids],
+                              [dataset.references[i] for i in ids], [dataset.images.get(i) for i in ids])
+                for seed in range(self.seeds) if metric.stochastic else (0,):
+                    st = metric.statistics(batch, context, seed=seed)
+                    pieces[(metric.name, cap, seed)] = Piece(
+                        {k: np.asarray(v, dtype=float) for k, v in st.values.items()}, dict(st.failures),
+                        dict(st.details), dict(st.usage), table=st.table.reset_index(drop=True))
+                if rule == "cider":
+                    tok = context.tokenized("ptb")
+                    cands = [tok[c] for c in batch.candidates]
+                    refs = [[tok[r] for r in rr] for rr in batch.references]
+                    out["cider_df"][cap] = cider_doc_counts(refs)
+                    out["cider_docs"][cap] = len(refs)
+                    self._cider_tokens.setdefault(shard.index, {})[cap] = (cands, refs)
+        out["tokenized"] = {name: dict(tok) for name, tok in context._tokenized.items()}
+        return out
+
+    def cider(self, shard: Shard, df: dict[str, dict], docs: dict[str, int]) -> dict[str, np.ndarray]:
+        """Second pass: per-sample CIDEr-D of a shard under the whole run's frequencies (the tokens kept by
+        :meth:`run`, or tokenised again when this worker was restarted in between)."""
+        tokens = self._cider_tokens.pop(shard.index, None)
+        if tokens is None:
+            from capeval.context import RunContext
+
+            dataset = shard.dataset()
+            tok = RunContext(dataset, self.options).tokenized("ptb")
+            tokens = {}
+            for cap in dataset.captioners:
+                ids = dataset.ids_for(cap)
+                if ids:
+                    tokens[cap] = ([tok[dataset.candidates[cap][i]] for i in ids],
+                                   [[tok[r] for r in dataset.references[i]] for i in ids])
+        return {cap: cider_values(cands, refs, df[cap], docs[cap]) for cap, (cands, refs) in tokens.items()}
+
+    def peak_rss(self) -> int:
+        """This worker process's peak resident memory in bytes (for benchmarks)."""
+        import resource
+
+        return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+
+    def close(self) -> None:
+        """Close every metric and the METEOR JVM."""
+        for metric in self.metrics:
+            metric.close()
+
+
+def local_torch_threads() -> int | None:
+    """The torch thread count the local engine would use here (None when torch is not installed)."""
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None:
+        return None
+    import torch
+
+    from capeval.metrics.bertscore_model import _limit_torch_threads
+
+    _limit_torch_threads()
+    return int(torch.get_num_threads())
+
+
+def merge_counts(parts: list[Counter]) -> dict:
+    """Sum document counts of several shards (as floats, like pycocoevalcap's defaultdict(float))."""
+    total: Counter = Counter()
+    for p in parts:
+        total.update(p)
+    return {k: float(v) for k, v in total.items()}
+
