@@ -94,7 +94,7 @@ def test_clair_three_seeds_end_to_end(judge_server, thumb, tmp_path):
     assert clair["n"] > 0
     assert clair["mean"] is not None and 0.0 <= clair["mean"] <= 1.0
     assert clair["std"] is not None and math.isfinite(clair["std"])
-    assert summary["signatures"]["clair"] == "clair|judge:smollm2|prompt:clair-v1|temp:0.7|seeds:3|capeval:0.1.0"
+    assert summary["signatures"]["clair"] == "clair|judge:smollm2|prompt:clair-v2|temp:0.7|seeds:3|capeval:0.1.0"
     usage = summary["usage"]["clair"]
     assert usage["judge_calls"] >= 3 * N_SAMPLES and usage["completion_tokens"] > 0
     assert usage["cost_usd"] == 0.0

@@ -69,7 +69,7 @@ def test_clair_scores_seeds_failures_and_signature(tmp_path):
     assert s["captioners"]["B"]["clair"]["n"] == 5
     assert s["failures"]["B"]["clair"] == 3  # one per seed
     assert "A" not in s.get("failures", {}) or not s["failures"]["A"]
-    assert s["signatures"]["clair"] == "clair|judge:fault|prompt:clair-v1|temp:0.7|seeds:3|capeval:0.1.0"
+    assert s["signatures"]["clair"] == "clair|judge:fault|prompt:clair-v2|temp:0.7|seeds:3|capeval:0.1.0"
     mute = res.samples[(res.samples.captioner == "B") & (res.samples.sample_id == "5")]
     assert mute["value"].isna().all()
     details = res.details[(res.details.captioner == "B") & (res.details.sample_id == "5")]
@@ -166,7 +166,7 @@ def test_mllm_judge_sends_each_image_as_a_data_url(tmp_path):
     assert s["wrong"]["mllm_judge"]["mean"] == pytest.approx((1 + 1 + 5) / 3)
     assert s["wrong"]["mllm_judge_completeness"]["mean"] == 4.0
     assert s["wrong"]["mllm_judge_hallucination"]["mean"] == pytest.approx(7 / 3)
-    assert res.signatures["mllm_judge"] == "mllm_judge|judge:fault|prompt:mllm-judge-v1|temp:0|seeds:1|scale:1-5" \
+    assert res.signatures["mllm_judge"] == "mllm_judge|judge:fault|prompt:mllm-judge-v2|temp:0|seeds:1|scale:1-5" \
                                            "|capeval:0.1.0"
 
 
@@ -220,7 +220,7 @@ def test_pairwise_hand_computed(tmp_path):
     assert s["worse"]["pairwise"]["mean"] == pytest.approx(-25.0)
     assert s["worse"]["pairwise_loss"]["mean"] == pytest.approx(0.5)
     assert s["base"]["pairwise"]["mean"] is None  # the baseline is not compared with itself
-    assert res.signatures["pairwise"].startswith("pairwise|judge:fault|prompt:pairwise-v1|temp:0|seeds:1|")
+    assert res.signatures["pairwise"].startswith("pairwise|judge:fault|prompt:pairwise-v2|temp:0|seeds:1|")
     assert "|baseline:first|orders:both|image:no|" in res.signatures["pairwise"]
 
 

@@ -1,4 +1,10 @@
-"""The shared base of LLM-judge metrics (CLAIR, MLLM-as-a-Judge, pairwise): config, template, ask, retry."""
+"""The shared base of LLM-judge metrics (CLAIR, MLLM-as-a-Judge, pairwise): config, template, ask, retry.
+
+Two scoring modes (``--option judge_scoring=generate|likelihood``): ``generate`` (default) parses the
+reply's text; ``likelihood`` asks for the answer as one token at temperature 0 and reads it from the
+endpoint's ``top_logprobs`` (:mod:`capeval.judges.logprobs`). The mode is in the signature
+(``scoring:likelihood``; the default prints nothing, so signatures of generate runs are unchanged).
+"""
 
 from __future__ import annotations
 
@@ -8,8 +14,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from capeval.errors import CapevalError
 from capeval.judges.client import Judge
 from capeval.judges.config import JudgeConfig
+from capeval.judges.logprobs import TOP_LOGPROBS
 from capeval.judges.parsing import Verdict, retry_request
 from capeval.judges.protocol import JudgeRequest
 from capeval.judges.templates import JudgeTemplate, load_template
@@ -42,6 +50,36 @@ def _fmt_temp(t: float) -> str:
     return f"{t:g}"
 
 
+SCORING_MODES = ("generate", "likelihood")
+
+
+def scoring_mode(options: dict[str, Any]) -> str:
+    """``judge_scoring`` from the options: ``generate`` (default) or ``likelihood``."""
+    mode = str(options.get("judge_scoring") or "generate").strip().lower()
+    if mode not in SCORING_MODES:
+        raise CapevalError(f"judge_scoring must be one of {', '.join(SCORING_MODES)}, got {mode!r}")
+    return mode
+
+
+def likelihood_request(request: JudgeRequest) -> JudgeRequest:
+    """A request turned into a one-token likelihood query: temperature 0, one token, top logprobs, no seed.
+
+    The seed is dropped because a temperature-0 distribution does not depend on it: every seed of a run
+    asks the same request, which the cache answers after the first.
+    """
+    from dataclasses import replace
+
+    return replace(request, seed=None, temperature=0.0, max_tokens=1, response_format=None,
+                   top_logprobs=TOP_LOGPROBS)
+
+
+def check_likelihood_template(template: JudgeTemplate) -> None:
+    """A likelihood run needs a template with a one-token answer form (one that reads ``scoring``)."""
+    if "scoring" not in template.source:
+        raise CapevalError(f"judge template {template.name} has no likelihood form (it never reads the "
+                           "variable `scoring`); use a -v2 template or judge_scoring=generate")
+
+
 class JudgeMetric(Metric):
     """Base class: its :class:`JudgeConfig` and template come from the options; owns a :class:`Judge`."""
 
@@ -55,6 +93,9 @@ class JudgeMetric(Metric):
         super().__init__(**(options or {}))
         self.config = config or JudgeConfig(**self.config_defaults)
         self.template = template or load_template(self.default_template)
+        self.scoring = scoring_mode(self.options)
+        if self.scoring == "likelihood":
+            check_likelihood_template(self.template)
         self.judge: Judge | None = None
 
     @classmethod
@@ -79,8 +120,11 @@ class JudgeMetric(Metric):
 
     def signature_params(self, references: list[list[str]]) -> dict[str, Any]:
         """``judge:<model>|prompt:<template>|temp:<t>|seeds:<n>`` plus metric fields."""
+        temp = 0.0 if self.scoring == "likelihood" else self.config.temperature
         params: dict[str, Any] = {"judge": self.config.model, "prompt": self.template.name,
-                                  "temp": _fmt_temp(self.config.temperature)}
+                                  "temp": _fmt_temp(temp)}
+        if self.scoring != "generate":
+            params["scoring"] = self.scoring
         seeds = self.options.get("seeds")
         if seeds is not None:
             params["seeds"] = int(seeds)
@@ -123,6 +167,20 @@ class JudgeMetric(Metric):
                 cached = cached and r2.cached
             error = None if verdict.ok else (verdict.error or "unreadable reply")
             out.append(Judged(verdict, text, error, i in follow, cached))
+        return out
+
+    def ask_likelihood(self, requests: Sequence[JudgeRequest], read: Callable[[Any], Verdict]) -> list[Judged]:
+        """Send one-token likelihood requests and read each reply's logprobs with ``read`` (no follow-up:
+        a reply without usable logprobs is a counted failure)."""
+        if self.judge is None:
+            self.setup(None)
+        assert self.judge is not None
+        replies = self.judge.run([likelihood_request(r) for r in requests])
+        out = []
+        for reply in replies:
+            verdict = read(reply.logprobs) if reply.ok else Verdict(None, error=reply.error)
+            error = None if verdict.ok else (verdict.error or "unreadable logprobs")
+            out.append(Judged(verdict, reply.text, error, False, reply.cached))
         return out
 
     def take_usage(self) -> dict[str, float]:

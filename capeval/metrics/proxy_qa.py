@@ -96,6 +96,7 @@ class ProxyQA(Metric):
 
     def __init__(self, **options: Any) -> None:
         from capeval.judges import JudgeConfig, load_template
+        from capeval.judges.metric import scoring_mode
         from capeval.proxyqa.answer import AskSettings
         from capeval.proxyqa.questions import load_questions
 
@@ -111,6 +112,7 @@ class ProxyQA(Metric):
             shuffle=_flag(options.get("proxy_qa_shuffle"), True),
             grader=str(options.get("proxy_qa_grader") or "exact"),
             retry=_flag(options.get("proxy_qa_retry"), True),
+            scoring=scoring_mode(options),
         )
         self.with_image = _flag(options.get("with_image", options.get("proxy_qa_with_image")), False)
         self.config = JudgeConfig.from_options(options)
@@ -162,6 +164,8 @@ class ProxyQA(Metric):
             "grader": "exact" if self.grader_template is None else f"llm:{self.grader_template.name}",
             "temp": f"{self.config.temperature:g}",
         }
+        if self.settings.scoring != "generate":
+            params["scoring"] = self.settings.scoring
         if self.with_image:
             params["image_judge"] = self.image_config.model
         return params
