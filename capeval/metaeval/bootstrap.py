@@ -3,7 +3,8 @@
 Resampling follows the unit that was sampled: Flickr8k rows are resampled image by image (the three ratings
 of a caption, and the captions of one image, share their references and are not independent), Pascal-50S
 pairs within their category (the reported accuracy is the mean of the four categories). A resample whose
-statistic is undefined (e.g. a constant score) is skipped; the interval is ``None`` when most are.
+statistic is undefined (e.g. a constant score) is skipped; the interval is ``None`` when most are, or when
+there are fewer than two units to resample (one image says nothing about the spread).
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ def kendall_ci(values: Sequence[float], human: Sequence[float], clusters: Sequen
     keys = np.asarray(list(clusters))
     names, inverse = np.unique(keys, return_inverse=True)
     members = [np.flatnonzero(inverse == k) for k in range(len(names))]
+    if len(members) < 2:
+        return {v: None for v in variants}
     rng = np.random.default_rng(seed)
     found: dict[str, list[float]] = {v: [] for v in variants}
     for _ in range(resamples):
