@@ -43,7 +43,8 @@ def test_every_measurement_has_a_command_and_a_ci():
         cmd = card_command(r["command_id"])
         assert f"meta-eval {r['dataset']} " in cmd and f"--judge-model {r['model']}" in cmd
         assert ("judge_scoring=likelihood" in cmd) == (r["scoring"] == "likelihood")
-        assert m.n >= (1000 if m.dataset.startswith("flickr8k") else 400)
+        # the sizes, unless the card labels the row as measured on a smaller subset
+        assert m.n >= (1000 if m.dataset.startswith("flickr8k") else 400) or "partial" in r
         assert f"|judge:{r['model']}|" in m.signature
 
 
@@ -89,3 +90,17 @@ def test_card_command_reproduces_its_50_row_check(tmp_path, shared_data):
     lo, hi = out["tau_c_ci"]
     assert lo <= out["tau_c"] <= hi
     assert out["cost"]["judge_calls"] == check["judge_calls"]
+
+
+def test_report_shows_the_agreement_note_escaped(tmp_path):
+    import capeval
+    from capeval.report import build_report
+
+    res = capeval.evaluate({"1": ["a dog runs"], "2": ["a cat sits"]}, {"m": {"1": "a dog", "2": "a cat"}},
+                           metrics=["rouge_l"])
+    res.write(tmp_path / "run")
+    note = "Judge: tiny <b>model</b>, Kendall τ_c = -6.3; a plumbing check, not a result."
+    html = build_report([tmp_path / "run"], tmp_path / "r.html", stats=False, notes=[note]).read_text()
+    assert "Judge: tiny &lt;b&gt;model&lt;/b&gt;, Kendall τ_c = -6.3; a plumbing check, not a result." in html
+    plain = build_report([tmp_path / "run"], tmp_path / "p.html", stats=False).read_text()
+    assert "judge-agreement" not in plain
