@@ -117,6 +117,8 @@ def _judge_run(out: Path, references: Path, captions: dict[str, Path], scenes: P
     with LocalJudgeServer(model=model, parallel=1, threads=1) as server:
         options = {
             "judge_base_url": server.base_url, "judge_model": server.alias, "judge_scoring": scoring,
+            # one request in flight for the one slot: time queued at the server would count against the timeout
+            "judge_concurrency": 1, "judge_timeout": 600,
             "judge_cache": str(out / "judge-cache.sqlite"),
             "proxy_qa_questions": str(scenes), "images": str(images_dir),
         }
