@@ -59,6 +59,10 @@ def test_demo_note_says_plumbing_check_when_the_ci_includes_no_agreement():
     assert best_local_judge([m, good], {"tiny"}) is m and best_local_judge([m, good], None) is good
     chance = Measurement("big", "generate", "clair", "pascal-50s", "accuracy", 52.0, (47.0, 57.0), 400, 0, "s")
     assert chance.ci_includes_zero and "plumbing check" in agreement_note(good, [chance])
+    # a CI entirely below 0 is no agreement either (SmolLM2 generate on Flickr8k-Expert measured so)
+    negative = Measurement("tiny", "generate", "clair", "flickr8k-expert", "tau_c", -6.1, (-10.7, -1.8), 1008, 0, "s")
+    assert not negative.ci_includes_zero and not negative.agrees
+    assert "lies below chance, so the judge numbers here are a plumbing check" in agreement_note(negative)
 
 
 @pytest.mark.slow

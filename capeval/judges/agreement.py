@@ -43,6 +43,11 @@ class Measurement:
         chance = 50.0 if self.stat == "accuracy" else 0.0
         return self.ci[0] <= chance <= self.ci[1]
 
+    @property
+    def agrees(self) -> bool:
+        """Whether the whole CI shows agreement: above 0 (a correlation) or above chance, 50 (an accuracy)."""
+        return self.ci[0] > (50.0 if self.stat == "accuracy" else 0.0)
+
     def sentence(self) -> str:
         """``Kendall τ_c = -6.4 (95% CI -14.3 to 2.3) on 1,008 Flickr8k-Expert rows``."""
         unit = "pairs" if self.stat == "accuracy" else "rows"
@@ -87,7 +92,9 @@ def agreement_note(best: Measurement, others: list[Measurement] = ()) -> str:
     extra = "".join(f"; {m.sentence()}" for m in others)
     note = (f"Judge: {best.model} ({best.scoring} scoring), the best local judge measured in "
             f"datasets/{CARD}: {best.metric} vs human judgments, {best.sentence()}{extra}.")
-    if best.ci_includes_zero or any(m.ci_includes_zero for m in others):
-        note += (" The confidence interval includes no agreement, so the judge numbers here are a plumbing check "
-                 "of the judge path (cache, seeds, failures), not a result.")
+    if not best.agrees or not all(m.agrees for m in others):
+        which = "includes no agreement" if best.ci_includes_zero or any(m.ci_includes_zero for m in others) \
+            else "lies below chance"
+        note += (f" The confidence interval {which}, so the judge numbers here are a plumbing check of the judge "
+                 "path (cache, seeds, failures), not a result.")
     return note
