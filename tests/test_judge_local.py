@@ -95,8 +95,8 @@ def test_clair_three_seeds_end_to_end(judge_server, thumb, tmp_path):
     assert clair["n"] > 0
     assert clair["mean"] is not None and 0.0 <= clair["mean"] <= 1.0
     assert clair["std"] is not None and math.isfinite(clair["std"])
-    tail = judge_tail("clair-v1", f"http://127.0.0.1:{judge_server}/v1", 32, v="2")
-    assert summary["signatures"]["clair"] == "clair|judge:smollm2|prompt:clair-v1|temp:0.7|seeds:3|" + tail
+    tail = judge_tail("clair-v2", f"http://127.0.0.1:{judge_server}/v1", 32, v="2")
+    assert summary["signatures"]["clair"] == "clair|judge:smollm2|prompt:clair-v2|temp:0.7|seeds:3|" + tail
     usage = summary["usage"]["clair"]
     assert usage["judge_calls"] >= 3 * N_SAMPLES and usage["completion_tokens"] > 0
     assert usage["cost_usd"] == 0.0

@@ -70,8 +70,8 @@ def test_clair_scores_seeds_failures_and_signature(tmp_path):
     assert s["captioners"]["B"]["clair"]["n"] == 5
     assert s["failures"]["B"]["clair"] == 3  # one per seed
     assert "A" not in s.get("failures", {}) or not s["failures"]["A"]
-    assert s["signatures"]["clair"] == ("clair|judge:fault|prompt:clair-v1|temp:0.7|seeds:3|"
-                                        + judge_tail("clair-v1", server.base_url, 256, v="2"))
+    assert s["signatures"]["clair"] == ("clair|judge:fault|prompt:clair-v2|temp:0.7|seeds:3|"
+                                        + judge_tail("clair-v2", server.base_url, 256, v="2"))
     mute = res.samples[(res.samples.captioner == "B") & (res.samples.sample_id == "5")]
     assert mute["value"].isna().all()
     details = res.details[(res.details.captioner == "B") & (res.details.sample_id == "5")]
@@ -168,8 +168,8 @@ def test_mllm_judge_sends_each_image_as_a_data_url(tmp_path):
     assert s["wrong"]["mllm_judge"]["mean"] == pytest.approx((1 + 1 + 5) / 3)
     assert s["wrong"]["mllm_judge_completeness"]["mean"] == 4.0
     assert s["wrong"]["mllm_judge_hallucination"]["mean"] == pytest.approx(7 / 3)
-    assert res.signatures["mllm_judge"] == ("mllm_judge|judge:fault|prompt:mllm-judge-v1|temp:0|seeds:1|scale:1-5|"
-                                            + judge_tail("mllm-judge-v1", server.base_url, 512, v="2"))
+    assert res.signatures["mllm_judge"] == ("mllm_judge|judge:fault|prompt:mllm-judge-v2|temp:0|seeds:1|scale:1-5|"
+                                            + judge_tail("mllm-judge-v2", server.base_url, 512, v="2"))
 
 
 def test_mllm_judge_missing_image_names_the_sample(tmp_path):
@@ -222,8 +222,8 @@ def test_pairwise_hand_computed(tmp_path):
     assert s["worse"]["pairwise"]["mean"] == pytest.approx(-25.0)
     assert s["worse"]["pairwise_loss"]["mean"] == pytest.approx(0.5)
     assert s["base"]["pairwise"]["mean"] is None  # the baseline is not compared with itself
-    assert res.signatures["pairwise"] == ("pairwise|judge:fault|prompt:pairwise-v1|temp:0|seeds:1|baseline:base|"
-                                          "orders:both|image:no|" + judge_tail("pairwise-v1", server.base_url, 512))
+    assert res.signatures["pairwise"] == ("pairwise|judge:fault|prompt:pairwise-v2|temp:0|seeds:1|baseline:base|"
+                                          "orders:both|image:no|" + judge_tail("pairwise-v2", server.base_url, 512))
 
 
 def test_pairwise_both_orders_cancel_position_bias(tmp_path):

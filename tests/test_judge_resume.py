@@ -90,7 +90,7 @@ def clean_run(tmp_path_factory) -> Path:
 @pytest.mark.parametrize("kill_after", [1, 150])
 def test_sigkill_then_rerun_repeats_no_completed_call(tmp_path, kill_after, clean_run):
     refs, cands = write_inputs(tmp_path)
-    template_hash = load_template("clair-v1").hash
+    template_hash = load_template("clair-v2").hash
     cache = tmp_path / "cache.sqlite"
     run = tmp_path / "run"
     with FaultServer(record=True, delay=0.02) as server:

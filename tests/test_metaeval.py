@@ -309,8 +309,48 @@ def test_judge_metric_meta_eval_resumes_from_the_judge_cache(flickr_file, tmp_pa
         assert server.state.requests == 5 * 2  # only img2's 3 captions were asked
         again = meta_evaluate("flickr8k-expert", flickr_file, ["clair"], opts, seeds=2)
         assert server.state.requests == 5 * 2  # nothing new
+    cost_first, cost_again = first["clair"].pop("cost"), again["clair"].pop("cost")
     assert first == again and first["clair"]["n"] == 7 and first["clair"]["failed"] == 0
     assert "seeds:2" in first["clair"]["signature"]
+    # the judge's cost: img2's 3 captions x 2 seeds were new calls in the second run, none in the third
+    assert cost_first["judge_calls"] == 6 and cost_first["judge_cache_hits"] == 4
+    assert cost_again["judge_calls"] == 0 and cost_again["judge_cache_hits"] == 10
+    # a judge metric gets a bootstrap CI by default; the instant server scores every caption 50, so tau is
+    # undefined and so is its CI (None, never a made-up 0)
+    assert first["clair"]["tau_c"] is None and first["clair"]["tau_c_ci"] is None
+    assert first["clair"]["ci_resamples"] == 1000
+
+
+def test_limit_takes_whole_images_in_a_seeded_order_and_bootstrap_resamples_images(shared_data):
+    path = shared_data / "human-judgments" / "flickr8k_expert.json"
+    small = meta_evaluate("flickr8k-expert", path, ["_mt_words"], limit=60, sample_seed=3, bootstrap=300)
+    again = meta_evaluate("flickr8k-expert", path, ["_mt_words"], limit=60, sample_seed=3, bootstrap=300)
+    other = meta_evaluate("flickr8k-expert", path, ["_mt_words"], limit=60, sample_seed=4, bootstrap=300)
+    r = small["_mt_words"]
+    assert r == again["_mt_words"] and r != other["_mt_words"]
+    assert 60 <= r["n"] < 60 + 40 and r["images"] < r["n"] / 3  # whole images of ~17 rows each
+    # the CI is computed over the same rows, resampling images: it holds the point estimate
+    assert r["tau_c_ci"][0] < r["tau_c"] < r["tau_c_ci"][1] and r["ci_resamples"] == 300
+    # a hand-made resample with every image once reproduces the point estimate
+    from capeval.metaeval import bootstrap, sampling
+
+    data = sampling.sample_ratings(loaders.load_flickr8k(path), 60, 3)
+    assert len(data.rows) == r["n"] and len(data.references) == r["images"]
+    assert bootstrap.kendall_ci([1, 2], [1, 2], ["a", "a"], resamples=10) == {"b": None, "c": None}
+
+
+def test_pascal_limit_is_stratified_and_accuracy_has_a_ci(shared_data):
+    path = shared_data / "human-judgments" / "pascal_50s.json"
+    res = meta_evaluate("pascal-50s", path, ["_mt_words"], limit=40, sample_seed=0, bootstrap=300)["_mt_words"]
+    assert res["n"] == 40
+    lo, hi = res["accuracy_ci"]
+    assert lo <= res["accuracy"] <= hi
+    from capeval.metaeval import sampling
+
+    pairs = sampling.sample_pairs(loaders.load_pascal50s(path), 40, 0).pairs
+    assert [p.category for p in pairs].count("HC") == 10
+    with pytest.raises(CapevalError, match="--limit must be >= 1"):
+        meta_evaluate("pascal-50s", path, ["_mt_words"], limit=0)
 
 
 # ---------------------------------------------------------------------------------------------------------

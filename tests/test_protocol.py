@@ -286,7 +286,7 @@ def test_judge_max_tokens_moves_the_signature_and_check_refuses(tmp_path):
             runs.append(r.write(tmp_path / f"run{tokens}"))
     a, b = (load_run(p).signatures["clair"] for p in runs)
     host = server.base_url.split("//")[1].split("/")[0]
-    assert a == (f"clair|judge:fault|prompt:clair-v1|temp:0|seeds:1|prompt_sha:"
+    assert a == (f"clair|judge:fault|prompt:clair-v2|temp:0|seeds:1|prompt_sha:"
                  f"{load_run(runs[0]).manifest['signatures_json']['clair']['prompt_sha']}|max_tokens:64|"
                  f"fmt:json_schema|host:{host}|v:2|capeval:{capeval.__version__}")
     assert a != b and a.replace("max_tokens:64", "max_tokens:128") == b

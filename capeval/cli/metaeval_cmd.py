@@ -14,9 +14,10 @@ from capeval.errors import CapevalError
 
 # Columns of the table per dataset family: (field, header).
 _COLUMNS = {
-    "flickr8k": [("tau_b", "τ_b"), ("tau_c", "τ_c"), ("n", "rows"), ("failed", "failed")],
+    "flickr8k": [("tau_b", "τ_b"), ("tau_c", "τ_c"), ("tau_c_ci", "τ_c 95% CI"), ("n", "rows"),
+                 ("failed", "failed")],
     "pascal-50s": [("HC", "HC"), ("HI", "HI"), ("HM", "HM"), ("MM", "MM"), ("accuracy", "mean"),
-                   ("ties", "ties"), ("n", "pairs"), ("failed", "failed")],
+                   ("accuracy_ci", "mean 95% CI"), ("ties", "ties"), ("n", "pairs"), ("failed", "failed")],
     "thumb": [("pearson", "r"), ("kendall", "τ_b"), ("pearson_machine", "r (no Human)"),
               ("system_pearson", "sys r"), ("system_pearson_machine", "sys r (no Human)"),
               ("n", "rows"), ("failed", "failed")],
@@ -26,6 +27,8 @@ _COLUMNS = {
 def _cell(value: Any) -> str:
     if value is None:
         return "–"
+    if isinstance(value, list) and len(value) == 2:
+        return f"[{_cell(value[0])}, {_cell(value[1])}]"
     if isinstance(value, float):
         return f"{value:.1f}" if math.isfinite(value) else "–"
     return str(value)
@@ -44,7 +47,18 @@ def print_table(dataset: str, results: dict[str, dict[str, Any]], source: str) -
         table.add_column(header, justify="right")
     for output, fields in results.items():
         table.add_row(output, *(_cell(fields.get(key)) for key, _ in columns))
-    Console().print(table)
+    console = Console()
+    console.print(table)
+    for output, fields in results.items():
+        cost = fields.get("cost")
+        if cost:
+            usd = f", ${cost['cost_usd']:.4f}" if "cost_usd" in cost else ", cost unknown (not in the price table)"
+            console.print(f"{output}: {int(cost.get('judge_calls', 0))} judge calls, "
+                          f"{int(cost.get('judge_cache_hits', 0))} cache hits, "
+                          f"{int(cost.get('prompt_tokens', 0))} prompt tokens "
+                          f"({int(cost.get('cached_prompt_tokens', 0))} served from the prefix cache), "
+                          f"{int(cost.get('completion_tokens', 0))} completion tokens{usd}, {cost['seconds']:g} s",
+                          markup=False)
 
 
 @app.command("meta-eval")
@@ -57,6 +71,11 @@ def metaeval_command(
     download: bool = typer.Option(False, "--download", help="Fetch the public files first (needs internet)."),
     data_dir: Path | None = typer.Option(None, "--data-dir", help="Where --download puts files."),
     seeds: int = typer.Option(1, "--seeds", help="Runs of each stochastic metric; scores are averaged."),
+    limit: int | None = typer.Option(None, "--limit", help="Score a seeded subset: Flickr8k >= N rows (whole "
+                                     "images), Pascal-50S N pairs (stratified by category)."),
+    sample_seed: int = typer.Option(0, "--sample-seed", help="Seed of the --limit subset (and of the bootstrap)."),
+    bootstrap: int | None = typer.Option(None, "--bootstrap", help="Bootstrap resamples for 95%% CIs "
+                                         "(default 1000 for judge metrics, 0 for the others)."),
     option: list[str] = typer.Option([], "--option", help="Metric option KEY=VALUE (repeatable)."),
     images: Path | None = typer.Option(None, "--images", help="Images folder (for image-based metrics)."),
     bertscore_model: str | None = typer.Option(None, "--bertscore-model", help="BERTScore model id or path."),
@@ -80,6 +99,8 @@ def metaeval_command(
         capeval meta-eval pascal-50s --path pascal_50s.json --metrics cider,bertscore --json
         capeval meta-eval thumb --path mscoco_THumB-1.0.jsonl --refs mscoco_references.jsonl
         capeval meta-eval flickr8k-expert --download --metrics clair --judge-model gpt-4o-mini
+        capeval meta-eval pascal-50s --path pascal_50s.json --metrics clair --limit 400 --sample-seed 0
+            --judge-base-url http://127.0.0.1:8080/v1 --judge-model smollm2 --option judge_scoring=likelihood
     """
     from capeval.cli.score_cmd import flag_options, parse_options
     from capeval.metaeval import canonical_dataset, meta_evaluate
@@ -105,7 +126,8 @@ def metaeval_command(
         judge_base_url=judge_base_url, judge_template=judge_template, judge_concurrency=judge_concurrency,
         no_cache=no_cache, refresh_cache=refresh_cache))
     results = meta_evaluate(name, path, metric_names, options, refs=refs, seeds=seeds,
-                            progress=False if quiet else None)
+                            progress=False if quiet else None, limit=limit, sample_seed=sample_seed,
+                            bootstrap=bootstrap)
     if as_json:
         typer.echo(json.dumps(results, indent=2))
         return

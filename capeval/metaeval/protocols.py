@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from capeval.metaeval import bootstrap as boot
 from capeval.metaeval import correlate, scoring
 from capeval.metaeval.loaders import PairsData, RatingsData, SystemsData
 
@@ -63,11 +64,33 @@ def _signature_fields(scores: scoring.Scores, output: str) -> dict[str, Any]:
     return out
 
 
+def _resamples(scores: scoring.Scores, output: str, bootstrap: int | None) -> int:
+    """Bootstrap resamples for an output: as asked, else 1,000 for judge (stochastic) metrics, else none."""
+    if bootstrap is not None:
+        return max(0, int(bootstrap))
+    return boot.DEFAULT_RESAMPLES if scores.stochastic.get(output) else 0
+
+
+def _cost_fields(scores: scoring.Scores, output: str) -> dict[str, Any]:
+    """The judge's cost of the metric behind ``output``: calls, tokens (evaluated vs cached), USD, seconds."""
+    usage = scores.usage.get(scores.owner.get(output, ""), {})
+    if not usage or "judge_requests" not in usage:
+        return {}
+    keep = ("judge_calls", "judge_cache_hits", "judge_errors", "prompt_tokens", "cached_prompt_tokens",
+            "completion_tokens", "cost_usd")
+    cost = {k: usage[k] for k in keep if k in usage}
+    cost["seconds"] = round(scores.seconds, 1)
+    return {"cost": cost}
+
+
 def flickr8k(data: RatingsData, metrics: Sequence[str], *, options: dict[str, Any] | None = None,
-             seeds: int = 1, progress: bool | None = False) -> dict[str, dict[str, Any]]:
+             seeds: int = 1, progress: bool | None = False, bootstrap: int | None = None,
+             ci_seed: int = 0) -> dict[str, dict[str, Any]]:
     """Kendall tau-b and tau-c (x100) over all rated rows; ``n`` rows used, ``failed`` rows without a score.
 
-    Each unique (image, caption) is scored once and its score repeated for each of its ratings.
+    Each unique (image, caption) is scored once and its score repeated for each of its ratings. With
+    ``bootstrap`` resamples (default: 1,000 for judge metrics) ``tau_b_ci`` / ``tau_c_ci`` hold 95% percentile
+    intervals, resampling images (see :mod:`capeval.metaeval.bootstrap`); judge metrics report ``cost``.
     """
     options = dict(options or {})
     row_ids, captions, owner = _unit_ids([(r.key, r.caption) for r in data.rows])
@@ -77,25 +100,33 @@ def flickr8k(data: RatingsData, metrics: Sequence[str], *, options: dict[str, An
     scores = scoring.score(refs, {"meta": captions}, metrics, images=images, options=options, seeds=seeds,
                            progress=progress, label=data.path)
     human = np.asarray([r.rating for r in data.rows], dtype=float)
+    clusters = np.asarray([r.key for r in data.rows])
     results: dict[str, dict[str, Any]] = {}
     for output in scores.outputs:
         values = scores.values(output, "meta", row_ids)
         ok = np.isfinite(values)
-        results[output] = {
+        entry: dict[str, Any] = {
             "tau_b": correlate.kendall(values[ok], human[ok], "b"),
             "tau_c": correlate.kendall(values[ok], human[ok], "c"),
-            "n": int(ok.sum()),
-            "failed": int((~ok).sum()),
-            **_signature_fields(scores, output),
         }
+        resamples = _resamples(scores, output, bootstrap)
+        if resamples:
+            ci = boot.kendall_ci(values[ok], human[ok], clusters[ok], resamples=resamples, seed=ci_seed)
+            entry.update({"tau_b_ci": ci["b"], "tau_c_ci": ci["c"], "ci_resamples": resamples})
+        entry.update({"n": int(ok.sum()), "images": len(set(clusters[ok].tolist())), "failed": int((~ok).sum()),
+                      **_cost_fields(scores, output), **_signature_fields(scores, output)})
+        results[output] = entry
     return _warn_unscored(results)
 
 
 def pascal50s(data: PairsData, metrics: Sequence[str], *, options: dict[str, Any] | None = None,
-              seeds: int = 1, progress: bool | None = False) -> dict[str, dict[str, Any]]:
+              seeds: int = 1, progress: bool | None = False, bootstrap: int | None = None,
+              ci_seed: int = 0) -> dict[str, dict[str, Any]]:
     """Accuracy (x100) per category and their mean (``accuracy``); ties earn half a point.
 
     ``n`` pairs used, ``ties`` pairs the metric scored equal, ``failed`` pairs with a caption it could not score.
+    With ``bootstrap`` resamples (default: 1,000 for judge metrics) ``accuracy_ci`` is a 95% percentile
+    interval (pairs resampled within their category); judge metrics report ``cost``.
     """
     options = dict(options or {})
     keys = [f"{p.category}/{p.index}" for p in data.pairs]
@@ -125,8 +156,15 @@ def pascal50s(data: PairsData, metrics: Sequence[str], *, options: dict[str, Any
             ties += n_ties
             if acc is not None:
                 accs.append(acc)
-        entry = {"accuracy": float(np.mean(accs)) if accs else None, **entry, "n": int(ok.sum()),
-                 "ties": ties, "failed": int((~ok).sum()), **_signature_fields(scores, output)}
+        head: dict[str, Any] = {"accuracy": float(np.mean(accs)) if accs else None}
+        resamples = _resamples(scores, output, bootstrap)
+        if resamples:
+            sa, sb = (a, b) if higher else (-a, -b)
+            correct = np.where(sa == sb, 0.5, ((sb > sa) == (labels == 1)).astype(float))
+            head["accuracy_ci"] = boot.pairwise_ci(correct[ok], categories[ok], resamples=resamples, seed=ci_seed)
+            head["ci_resamples"] = resamples
+        entry = {**head, **entry, "n": int(ok.sum()), "ties": ties, "failed": int((~ok).sum()),
+                 **_cost_fields(scores, output), **_signature_fields(scores, output)}
         results[output] = entry
     return _warn_unscored(results)
 

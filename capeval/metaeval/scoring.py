@@ -10,9 +10,10 @@ its cache, so an interrupted meta-evaluation resumes without repeating completed
 from __future__ import annotations
 
 import logging
+import time
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,10 @@ class Scores:
     corpus: dict[str, dict[str, float]]
     signatures: dict[str, str]
     higher_is_better: dict[str, bool]
+    stochastic: dict[str, bool] = field(default_factory=dict)
+    usage: dict[str, dict[str, float]] = field(default_factory=dict)
+    owner: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
 
     @property
     def outputs(self) -> list[str]:
@@ -99,6 +104,7 @@ def score(
                            images=dict(images or {}))
     cand_files = {name: CaptionFile(f"{label}:{name}", {k: [v] for k, v in cands.items()}, "untyped")
                   for name, cands in candidates.items()}
+    start = time.perf_counter()
     results = evaluate(ref_file, cand_files, metrics, seeds=seeds, options=dict(options or {}),
                        progress=progress)
 
@@ -112,9 +118,15 @@ def score(
         with warnings.catch_warnings():  # a captioner that failed on every seed keeps NaN
             warnings.simplefilter("ignore", RuntimeWarning)
             corpus.setdefault(str(output), {})[str(cap)] = float(np.nanmean(grp["value"].to_numpy(dtype=float)))
+    seconds = time.perf_counter() - start
     higher: dict[str, bool] = {}
-    for info in results.metric_info.values():
+    stochastic: dict[str, bool] = {}
+    owner: dict[str, str] = {}
+    for name, info in results.metric_info.items():
         for output in info["outputs"]:
             higher[output] = bool(info["higher_is_better"])
+            stochastic[output] = bool(info["stochastic"])
+            owner[output] = name
     return Scores(per_sample=per_sample, corpus=corpus, signatures=dict(results.signatures),
-                  higher_is_better=higher)
+                  higher_is_better=higher, stochastic=stochastic, usage=dict(results.usage), owner=owner,
+                  seconds=seconds)

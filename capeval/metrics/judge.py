@@ -1,4 +1,10 @@
-"""The shared base of LLM-judge metrics (CLAIR, MLLM-as-a-Judge, pairwise): config, template, ask, retry."""
+"""The shared base of LLM-judge metrics (CLAIR, MLLM-as-a-Judge, pairwise): config, template, ask, retry.
+
+Two scoring modes (``--option judge_scoring=generate|likelihood``): ``generate`` (default) parses the
+reply's text; ``likelihood`` asks for the answer as one token at temperature 0 and reads it from the
+endpoint's ``top_logprobs`` (:mod:`capeval.judges.logprobs`). The mode is in the signature
+(``scoring:likelihood``; the default prints nothing, so signatures of generate runs are unchanged).
+"""
 
 from __future__ import annotations
 
@@ -8,8 +14,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from capeval.errors import CapevalError
 from capeval.judges.client import Judge
 from capeval.judges.config import JUDGE_OPTION_KEYS, JudgeConfig
+from capeval.judges.logprobs import TOP_LOGPROBS
 from capeval.judges.parsing import Verdict, retry_request
 from capeval.judges.protocol import JudgeRequest
 from capeval.judges.templates import JudgeTemplate, load_template
@@ -59,20 +67,56 @@ def endpoint_host(base_url: str | None) -> str:
     return f"{host}:{parts.port}" if parts.port else host
 
 
-def judge_signature(config: JudgeConfig, template: JudgeTemplate, seeds: Any) -> dict[str, Any]:
-    """The score-moving judge settings as signature fields (shared by every judge metric and proxy QA)."""
-    params: dict[str, Any] = {"judge": config.model, "prompt": template.name, "temp": _fmt_temp(config.temperature)}
+def judge_signature(config: JudgeConfig, template: JudgeTemplate, seeds: Any,
+                    scoring: str = "generate") -> dict[str, Any]:
+    """The score-moving judge settings as signature fields (shared by every judge metric and proxy QA). In
+    likelihood mode the request is one token at temperature 0 without a response format, and says so."""
+    likelihood = scoring == "likelihood"
+    params: dict[str, Any] = {"judge": config.model, "prompt": template.name,
+                              "temp": _fmt_temp(0.0 if likelihood else config.temperature)}
+    if likelihood:
+        params["scoring"] = scoring
     if seeds is not None:
         params["seeds"] = int(seeds)
     params["prompt_sha"] = template.hash[:12]
     if config.top_p is not None:
         params["top_p"] = f"{config.top_p:g}"
-    params["max_tokens"] = config.max_tokens
-    params["fmt"] = config.response_format
+    params["max_tokens"] = 1 if likelihood else config.max_tokens
+    params["fmt"] = "none" if likelihood else config.response_format
     params["host"] = endpoint_host(config.base_url)
     if config.endpoints is not None:  # a --judge-endpoints pool: every host that may have judged
         params["host"] = "+".join(sorted({endpoint_host(ep.base_url) for ep in config.endpoints.endpoints}))
     return params
+
+
+SCORING_MODES = ("generate", "likelihood")
+
+
+def scoring_mode(options: dict[str, Any]) -> str:
+    """``judge_scoring`` from the options: ``generate`` (default) or ``likelihood``."""
+    mode = str(options.get("judge_scoring") or "generate").strip().lower()
+    if mode not in SCORING_MODES:
+        raise CapevalError(f"judge_scoring must be one of {', '.join(SCORING_MODES)}, got {mode!r}")
+    return mode
+
+
+def likelihood_request(request: JudgeRequest) -> JudgeRequest:
+    """A request turned into a one-token likelihood query: temperature 0, one token, top logprobs, no seed.
+
+    The seed is dropped because a temperature-0 distribution does not depend on it: every seed of a run
+    asks the same request, which the cache answers after the first.
+    """
+    from dataclasses import replace
+
+    return replace(request, seed=None, temperature=0.0, max_tokens=1, response_format=None,
+                   top_logprobs=TOP_LOGPROBS)
+
+
+def check_likelihood_template(template: JudgeTemplate) -> None:
+    """A likelihood run needs a template with a one-token answer form (one that reads ``scoring``)."""
+    if "scoring" not in template.source:
+        raise CapevalError(f"judge template {template.name} has no likelihood form (it never reads the "
+                           "variable `scoring`); use a -v2 template or judge_scoring=generate")
 
 
 class JudgeMetric(Metric):
@@ -88,6 +132,9 @@ class JudgeMetric(Metric):
         super().__init__(**(options or {}))
         self.config = config or JudgeConfig(**self.config_defaults)
         self.template = template or load_template(self.default_template)
+        self.scoring = scoring_mode(self.options)
+        if self.scoring == "likelihood":
+            check_likelihood_template(self.template)
         self.judge: Judge | None = None
         self._judgments = 0
         self._failed: dict[str, int] = {}
@@ -119,11 +166,11 @@ class JudgeMetric(Metric):
 
     def signature_params(self, references: list[list[str]]) -> dict[str, Any]:
         """Everything of the judge that can move a score: ``judge:<model>|prompt:<template>|temp:<t>|
-        seeds:<n>``, then metric fields, the template's hash, top_p, max_tokens, the response format and the
-        endpoint's host (never a key, a userinfo or a query string)."""
-        params: dict[str, Any] = judge_signature(self.config, self.template, self.options.get("seeds"))
+        [scoring:likelihood|]seeds:<n>``, then metric fields, the template's hash, top_p, max_tokens, the
+        response format and the endpoint's host (never a key, a userinfo or a query string)."""
+        params: dict[str, Any] = judge_signature(self.config, self.template, self.options.get("seeds"), self.scoring)
         extra = self.extra_signature()
-        head = {k: params.pop(k) for k in ("judge", "prompt", "temp", "seeds") if k in params}
+        head = {k: params.pop(k) for k in ("judge", "prompt", "temp", "scoring", "seeds") if k in params}
         return {**head, **extra, **params}
 
     def setup(self, context: Any) -> None:
@@ -167,6 +214,20 @@ class JudgeMetric(Metric):
                 self._failed[kind] = self._failed.get(kind, 0) + 1
             self._judgments += 1
             out.append(Judged(verdict, text, error, i in follow, cached, kind))
+        return out
+
+    def ask_likelihood(self, requests: Sequence[JudgeRequest], read: Callable[[Any], Verdict]) -> list[Judged]:
+        """Send one-token likelihood requests and read each reply's logprobs with ``read`` (no follow-up:
+        a reply without usable logprobs is a counted failure)."""
+        if self.judge is None:
+            self.setup(None)
+        assert self.judge is not None
+        replies = self.judge.run([likelihood_request(r) for r in requests])
+        out = []
+        for reply in replies:
+            verdict = read(reply.logprobs) if reply.ok else Verdict(None, error=reply.error)
+            error = None if verdict.ok else (verdict.error or "unreadable logprobs")
+            out.append(Judged(verdict, reply.text, error, False, reply.cached))
         return out
 
     def take_usage(self) -> dict[str, float]:

@@ -3,7 +3,9 @@
 The judge sees the image (sent as a data URL) and the caption and grades accuracy, completeness,
 hallucination (5 = nothing invented) and detail, plus an overall 1-5 score, the headline ``mllm_judge``.
 Images come from ``--images DIR`` or from paths/URLs in the input. Unreadable replies get one follow-up
-and then NaN, counted as failures.
+and then NaN, counted as failures. With ``--option judge_scoring=likelihood`` the judge answers the overall
+score as one digit 1-5 and ``mllm_judge`` is its expected value under the first token's probabilities
+(G-Eval); the four criteria are not asked in that mode (only the ``mllm_judge`` output exists).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from capeval.judges.images import ImageResolver
+from capeval.judges.logprobs import expected_score
 from capeval.judges.parsing import Verdict, json_schema_format, parse_score
 from capeval.judges.protocol import JudgeRequest
 from capeval.judges.templates import JudgeTemplate
@@ -27,16 +30,26 @@ MLLM_FORMAT = json_schema_format(
      "score": {"type": "integer"}},
 )
 CHUNK = 256
+SCORE_TOKENS = {str(d): float(d) for d in range(1, 6)}
 
 
 def mllm_requests(template: JudgeTemplate, candidates: list[str], references: list[list[str]],
-                  images: list[str], seed: int | None) -> list[JudgeRequest]:
-    """One request per sample: the rubric, the caption and the image (a data URL)."""
+                  images: list[str], seed: int | None, scoring: str = "generate",
+                  groups: list[str] | None = None) -> list[JudgeRequest]:
+    """One request per sample: the rubric, the image (a data URL) and the caption."""
+    groups = groups or [""] * len(candidates)
     return [
-        JudgeRequest(messages=template.messages(images=[img], candidate=cand, references=list(refs)),
-                     seed=seed, response_format=MLLM_FORMAT, template_hash=template.hash)
-        for cand, refs, img in zip(candidates, references, images, strict=True)
+        JudgeRequest(messages=template.messages(images=[img], candidate=cand, references=list(refs),
+                                                scoring=scoring),
+                     seed=seed, response_format=MLLM_FORMAT, template_hash=template.hash, group=group)
+        for cand, refs, img, group in zip(candidates, references, images, groups, strict=True)
     ]
+
+
+def read_likelihood(logprobs: object) -> Verdict:
+    """The expected overall score 1-5 from the first token's probabilities, as ``{"score": value}``."""
+    v = expected_score(logprobs, SCORE_TOKENS)
+    return Verdict({"score": v.value}, v.reason, v.method) if v.ok else v
 
 
 def parse_mllm(text: str | None) -> Verdict:
@@ -60,11 +73,16 @@ class MLLMJudge(JudgeMetric):
     needs = frozenset({"images", "llm"})
     outputs = ("mllm_judge", *(f"mllm_judge_{c}" for c in CRITERIA))
     display_names = {"mllm_judge": "MLLM-Judge"}
-    default_template: ClassVar[str] = "mllm-judge-v1"
+    default_template: ClassVar[str] = "mllm-judge-v2"
     config_defaults: ClassVar[dict[str, Any]] = {"max_tokens": 512}
     retry_instruction: ClassVar[str] = (
         'Reply again with only the JSON object, e.g. {"reason": "...", "accuracy": 3, "completeness": 3, '
         '"hallucination": 3, "detail": 3, "score": 3}, every grade an integer from 1 to 5.')
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.scoring == "likelihood":
+            self.outputs = ("mllm_judge",)  # type: ignore[misc]  # the criteria are not asked
 
     def extra_signature(self) -> dict[str, Any]:
         """The grading scale."""
@@ -86,11 +104,14 @@ class MLLMJudge(JudgeMetric):
             urls = [self.images.data_url(sid, img) for sid, img in
                     zip(batch.sample_ids[start:stop], given[start:stop], strict=True)]
             reqs = mllm_requests(self.template, batch.candidates[start:stop], batch.references[start:stop],
-                                 urls, seed)
-            judged.extend(self.ask(reqs, parse_mllm))
+                                 urls, seed, self.scoring, urls)
+            if self.scoring == "likelihood":
+                judged.extend(self.ask_likelihood(reqs, read_likelihood))
+            else:
+                judged.extend(self.ask(reqs, parse_mllm))
         per_sample: dict[str, np.ndarray] = {}
         per_sample["mllm_judge"] = np.array([j.verdict.value["score"] if j.ok else np.nan for j in judged])
-        for crit in CRITERIA:
+        for crit in CRITERIA if self.scoring == "generate" else ():
             per_sample[f"mllm_judge_{crit}"] = np.array(
                 [j.verdict.value[crit] if j.ok else np.nan for j in judged], dtype=float)
         failures = {key: int(np.isnan(values).sum()) for key, values in per_sample.items()}

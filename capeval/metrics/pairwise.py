@@ -6,6 +6,9 @@ each order, to cancel position bias. Each order scores +1 (win), 0 (tie) or -1 (
 the per-image score is 100 x the mean over the two orders and the captioner's score the mean over images,
 in [-100, 100] as in CapArena-Auto ((wins - losses) / judgments x 100). Win, tie and loss rates are stored
 too. The baseline (``pairwise_baseline``, default the first captioner) is not compared with itself (NaN).
+With ``--option judge_scoring=likelihood`` each order's verdict is the judge's probability of answering
+"1", "2" or "0" (tie) as its first token; the pair's win, tie and loss rates are those probabilities
+averaged over the two orders and its score 100 x (win - loss).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import numpy as np
 
 from capeval.errors import CapevalError
 from capeval.judges.images import ImageResolver
+from capeval.judges.logprobs import choice_probs
 from capeval.judges.parsing import Verdict, json_schema_format, parse_choice
 from capeval.judges.protocol import JudgeRequest
 from capeval.judges.templates import JudgeTemplate
@@ -34,6 +38,7 @@ CHOICES = {
     "tie": ("tie", "equal", "draw", "both", "neither", "same"),
 }
 CHUNK = 256
+VERDICT_TOKENS = {"1": "1", "2": "2", "0": "tie"}
 
 
 def parse_winner(text: str | None) -> Verdict:
@@ -50,15 +55,32 @@ def order_outcome(label: str, candidate_first: bool) -> int:
 
 
 def pair_requests(template: JudgeTemplate, candidate: str, baseline: str, references: list[str],
-                  image: str | None, seed: int | None) -> list[JudgeRequest]:
+                  image: str | None, seed: int | None, scoring: str = "generate",
+                  group: str = "") -> list[JudgeRequest]:
     """The two requests of one pair: candidate shown first, then baseline shown first."""
     out = []
     for first, second in ((candidate, baseline), (baseline, candidate)):
         messages = template.messages(images=[image] if image else None, caption_1=first, caption_2=second,
-                                     references=list(references), has_image=image is not None)
+                                     references=list(references), has_image=image is not None, scoring=scoring)
         out.append(JudgeRequest(messages=messages, seed=seed, response_format=PAIR_FORMAT,
-                                template_hash=template.hash))
+                                template_hash=template.hash, group=group))
     return out
+
+
+def read_verdicts(logprobs: object) -> Verdict:
+    """``{"1": p, "2": p, "tie": p}`` from the first token's probabilities."""
+    return choice_probs(logprobs, VERDICT_TOKENS)
+
+
+def likelihood_pair_scores(forward: Judged, backward: Judged) -> tuple[float, float, float, float]:
+    """(100 x (win - loss), win, tie, loss) with each order's verdict probabilities; NaNs when either failed."""
+    if not (forward.ok and backward.ok):
+        return (np.nan,) * 4
+    f, b = forward.verdict.value, backward.verdict.value
+    win = (f["1"] + b["2"]) / 2  # the candidate is caption 1 in the forward order, caption 2 backwards
+    loss = (f["2"] + b["1"]) / 2
+    tie = (f["tie"] + b["tie"]) / 2
+    return 100.0 * (win - loss), win, tie, loss
 
 
 def pair_scores(forward: Judged, backward: Judged) -> tuple[float, float, float, float]:
@@ -84,7 +106,7 @@ class Pairwise(JudgeMetric):
     def option_keys(cls) -> frozenset[str]:
         """The judge options, ``pairwise_baseline`` and ``pairwise_image``."""
         return super().option_keys() | {"pairwise_baseline", "pairwise_image"}
-    default_template: ClassVar[str] = "pairwise-v1"
+    default_template: ClassVar[str] = "pairwise-v2"
     config_defaults: ClassVar[dict[str, Any]] = {"max_tokens": 512}
     retry_instruction: ClassVar[str] = (
         'Reply again with only the JSON object, e.g. {"reason": "...", "winner": "Caption 1"}; "winner" is '
@@ -158,11 +180,13 @@ class Pairwise(JudgeMetric):
                 sid = batch.sample_ids[i]
                 image = images.data_url(sid, given[i]) if images is not None else None
                 reqs.extend(pair_requests(self.template, batch.candidates[i], base_caps[sid],
-                                          batch.references[i], image, seed))
-            judged = self.ask(reqs, parse_winner)
+                                          batch.references[i], image, seed, self.scoring, sid))
+            likelihood = self.scoring == "likelihood"
+            judged = self.ask_likelihood(reqs, read_verdicts) if likelihood else self.ask(reqs, parse_winner)
+            scorer = likelihood_pair_scores if likelihood else pair_scores
             for k, i in enumerate(chunk):
                 fwd, bwd = judged[2 * k], judged[2 * k + 1]
-                for key, v in zip(self.outputs, pair_scores(fwd, bwd), strict=True):
+                for key, v in zip(self.outputs, scorer(fwd, bwd), strict=True):
                     values[key][i] = v
                 if np.isnan(values["pairwise"][i]):
                     failures += 1
@@ -175,6 +199,10 @@ class Pairwise(JudgeMetric):
 def _one(j: Judged, candidate_first: bool) -> str:
     if not j.ok:
         return f"[unparsed: {j.error}] {j.text or ''}".strip()
+    if isinstance(j.verdict.value, dict):
+        p = j.verdict.value
+        win, loss = (p["1"], p["2"]) if candidate_first else (p["2"], p["1"])
+        return f"p(win)={win:.3g} p(tie)={p['tie']:.3g} p(loss)={loss:.3g}"
     outcome = {1: "win", 0: "tie", -1: "loss"}[order_outcome(j.verdict.value, candidate_first)]
     return f"{outcome}: {j.verdict.reason or ''}".strip()
 

@@ -96,6 +96,7 @@ class ProxyQA(JudgeMetric):
 
     def __init__(self, **options: Any) -> None:
         from capeval.judges import JudgeConfig, load_template
+        from capeval.metrics.judge import scoring_mode
         from capeval.proxyqa.answer import AskSettings
         from capeval.proxyqa.questions import load_questions
 
@@ -112,6 +113,7 @@ class ProxyQA(JudgeMetric):
             shuffle=_flag(options.get("proxy_qa_shuffle"), True),
             grader=str(options.get("proxy_qa_grader") or "exact"),
             retry=_flag(options.get("proxy_qa_retry"), True),
+            scoring=scoring_mode(options),
         )
         self.with_image = _flag(options.get("with_image", options.get("proxy_qa_with_image")), False)
         self.config = JudgeConfig.from_options(options)
@@ -166,6 +168,8 @@ class ProxyQA(JudgeMetric):
             "retry": self.settings.retry,
             **judge,
         }
+        if self.settings.scoring != "generate":
+            params["scoring"] = self.settings.scoring
         if self.with_image:
             params["image_judge"] = self.image_config.model
         return params

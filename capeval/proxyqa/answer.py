@@ -6,6 +6,11 @@ a Jinja2 template in ``judges/`` (``proxy-qa-v1``), options are shuffled per que
 (:mod:`capeval.judges`). An unreadable reply gets one follow-up asking for the bare answer; if that fails too
 the question is unparsable (NaN, counted). Open answers are matched after VQA normalisation and, with
 ``grader="llm"``, a non-matching answer is graded by the judge (``proxy-qa-grader-v1``).
+
+With ``scoring="likelihood"`` (``--option judge_scoring=likelihood``) a multiple-choice question is asked for
+one token at temperature 0 and the answer is the most probable valid option letter among the first token's
+``top_logprobs`` (lm-evaluation-harness' multiple-choice rule); a reply without usable logprobs is
+unparsable (NaN, counted), with no follow-up. Open questions are answered by generation in both modes.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ class AskSettings:
     shuffle: bool = True
     grader: str = "exact"
     retry: bool = True
+    scoring: str = "generate"
 
     def __post_init__(self) -> None:
         if self.grader not in GRADERS:
@@ -74,7 +80,26 @@ def prepare(item: Item, seed: int, template: JudgeTemplate, settings: AskSetting
         letters=", ".join(LETTERS[: len(shown)]),
     )
     request = JudgeRequest(messages=messages, seed=seed, template_hash=template.hash, tag=q.qid)
+    if settings.scoring == "likelihood" and q.is_mc:
+        from capeval.metrics.judge import likelihood_request
+
+        request = likelihood_request(request)
     return _Prepared(item, request, shown, perm, cannot_shown)
+
+
+def _likely(p: _Prepared, reply) -> Extraction:
+    """The most probable shown option letter (likelihood scoring of a multiple-choice question)."""
+    from capeval.judges.logprobs import best_choice
+
+    letters = {LETTERS[i]: LETTERS[i] for i in range(len(p.shown))}
+    verdict = best_choice(reply.logprobs, letters)
+    if not verdict.ok:
+        return Extraction(None, f"unparsable:likelihood ({verdict.error})")
+    return Extraction(LETTERS.index(verdict.value), "likelihood")
+
+
+def _is_likelihood(p: _Prepared) -> bool:
+    return bool(p.request.top_logprobs)
 
 
 def _extract(p: _Prepared, text: str | None) -> Extraction:
@@ -96,11 +121,12 @@ def ask(judge: Judge, items: Sequence[Item], seed: int, template: JudgeTemplate,
     replies = judge.run([p.request for p in prepared])
     texts: list[str | None] = [r.text if r.ok else None for r in replies]
     errors: list[str | None] = [None if r.ok else (r.error or "no reply") for r in replies]
-    found = [_extract(p, t) if t is not None else Extraction(None, "unparsable:judge-error") for p, t in
-             zip(prepared, texts, strict=True)]
+    found = [(_likely(p, r) if _is_likelihood(p) else _extract(p, t)) if t is not None
+             else Extraction(None, "unparsable:judge-error") for p, t, r in zip(prepared, texts, replies, strict=True)]
 
     if settings.retry:
-        again = [i for i, (ex, t) in enumerate(zip(found, texts, strict=True)) if not ex.ok and t is not None]
+        again = [i for i, (ex, t) in enumerate(zip(found, texts, strict=True))
+                 if not ex.ok and t is not None and not _is_likelihood(prepared[i])]
         if again:
             follow = [retry_request(prepared[i].request, texts[i], _retry_instruction(prepared[i]))
                       for i in again]

@@ -82,13 +82,15 @@ def build_report(
     template: str | Path | None = None,
     page_size: int = DEFAULT_PAGE_SIZE,
     stats: bool = True,
+    notes: Sequence[str] = (),
 ) -> Path:
     """Write the HTML report of one or more run directories to ``out_path``; returns the path.
 
     Runs with the same references and metric signatures are merged into one leaderboard (clashing captioner
     names get a ``run/`` prefix); other runs get their own section (see :mod:`capeval.report.merge`).
     ``images_dir`` adds image thumbnails to the sample browser. ``stats=False`` skips confidence intervals,
-    significance tests and ranks.
+    significance tests and ranks. ``notes`` are paragraphs shown (escaped) under the title, e.g. what a judge's
+    measured agreement with humans is.
     """
     if not run_dirs:
         raise CapevalError("capeval report needs at least one run directory")
@@ -105,6 +107,7 @@ def build_report(
         errors.append(error)
     context = report_context(groups, views, images_dir, title, Path(template).name if template else TEMPLATE,
                              page_size)
+    context["notes"] = [str(n) for n in notes]
     for ctx, error in zip(context["groups"], errors, strict=True):
         ctx["stats_error"] = error
         ctx["stats_off"] = not stats
