@@ -7,6 +7,7 @@ import re
 
 import numpy as np
 import pytest
+from sig_helpers import judge_tail
 
 import capeval
 from capeval.errors import CapevalError
@@ -65,8 +66,8 @@ def test_clair_likelihood_equals_hand_computed_expected_value(tmp_path):
     assert s["captioners"]["m"]["clair"]["mean"] == pytest.approx((7.625 + 2.25) / 2 / 9, abs=1e-12)
     assert s["failures"]["m"]["clair"] == 4  # 2 samples x 2 seeds
     assert s["usage"]["clair"]["judge_errors"] == 2  # the reply without logprobs, once per seed
-    assert s["signatures"]["clair"] == ("clair|judge:fault|prompt:clair-v2|temp:0|scoring:likelihood|seeds:2"
-                                        "|capeval:0.1.0")
+    assert s["signatures"]["clair"] == ("clair|judge:fault|prompt:clair-v2|temp:0|scoring:likelihood|seeds:2|"
+                                        + judge_tail("clair-v2", server.base_url, 1, fmt="none", v="2"))
     # one-token requests at temperature 0 asking for top_logprobs, seed-free (seeds share the cached reply)
     assert {(p["max_tokens"], p["temperature"], p["logprobs"], p["top_logprobs"], "seed" in p) for p in sent} \
         == {(1, 0.0, True, 20, False)}

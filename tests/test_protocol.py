@@ -285,7 +285,7 @@ def test_judge_max_tokens_moves_the_signature_and_check_refuses(tmp_path):
             r = capeval.evaluate(refs, cands, metrics=["clair"], options=opts)
             runs.append(r.write(tmp_path / f"run{tokens}"))
     a, b = (load_run(p).signatures["clair"] for p in runs)
-    host = server.base_url.split("//")[1].split("/")[0]
+    host = server.base_url.split("//")[1].split("/")[0].split(":")[0]
     assert a == (f"clair|judge:fault|prompt:clair-v2|temp:0|seeds:1|prompt_sha:"
                  f"{load_run(runs[0]).manifest['signatures_json']['clair']['prompt_sha']}|max_tokens:64|"
                  f"fmt:json_schema|host:{host}|v:2|capeval:{capeval.__version__}")
@@ -298,4 +298,4 @@ def test_judge_max_tokens_moves_the_signature_and_check_refuses(tmp_path):
 def test_signature_has_no_credentials():
     from capeval.metrics.judge import endpoint_host
 
-    assert endpoint_host("https://user:sk-secret@example.org:8443/v1?key=sk-secret") == "example.org:8443"
+    assert endpoint_host("https://user:sk-secret@example.org:8443/v1?key=sk-secret") == "example.org"

@@ -52,19 +52,19 @@ def _fmt_temp(t: float) -> str:
 
 
 def endpoint_host(base_url: str | None) -> str:
-    """The host (and port) of an endpoint, for signatures: no scheme, userinfo, path or query.
+    """The host of an endpoint, for signatures: no scheme, userinfo, port, path or query (a local server's
+    port changes from run to run and moves no score).
 
     Example:
         >>> endpoint_host("http://user:secret@127.0.0.1:8080/v1?key=k"), endpoint_host(None)
-        ('127.0.0.1:8080', 'api.openai.com')
+        ('127.0.0.1', 'api.openai.com')
     """
     from urllib.parse import urlsplit
 
     if not base_url:
         return "api.openai.com"
     parts = urlsplit(base_url if "//" in base_url else f"//{base_url}")
-    host = parts.hostname or "?"
-    return f"{host}:{parts.port}" if parts.port else host
+    return parts.hostname or "?"
 
 
 def judge_signature(config: JudgeConfig, template: JudgeTemplate, seeds: Any,
