@@ -40,7 +40,7 @@ def parse_bool(value: Any, *, key: str = "value") -> bool:
         return True
     if text in _FALSE:
         return False
-    raise CapevalError(f"{key}: expected yes/no (true/false, on/off, 1/0), got {value!r}")
+    raise CapevalError(f"{key}={value!r}: expected yes/no (true/false, on/off, 1/0)")
 
 
 def _coerce(value: Any, annotation: Any, key: str) -> Any:
@@ -52,7 +52,7 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
         return _coerce(value, args[0], key) if len(args) == 1 else value
     try:
         if annotation is bool:
-            return parse_bool(value, key=key)
+            return parse_bool(value, key=f"option {key}")
         if annotation is int:
             if isinstance(value, float) and not value.is_integer():
                 raise ValueError
@@ -62,8 +62,8 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
         if annotation is str:
             return str(value)
     except (TypeError, ValueError):
-        name = getattr(annotation, "__name__", str(annotation))
-        raise CapevalError(f"option {key}: expected {name}, got {value!r}") from None
+        name = {int: "an integer", float: "a number", str: "a string"}.get(annotation, str(annotation))
+        raise CapevalError(f"option {key}={value!r}: expected {name}") from None
     return value
 
 

@@ -37,7 +37,7 @@ KEYS = {"bertscore": 2, "bertscore_p": 0, "bertscore_r": 1}  # output -> column 
 
 def tail_signature() -> str:
     return (f"impl:bert_score-{version('bert-score')}|transformers:{version('transformers')}"
-            f"|capeval:{capeval.__version__}")
+            f"|v:1|capeval:{capeval.__version__}")
 
 
 @pytest.fixture(scope="module")

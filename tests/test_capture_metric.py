@@ -35,7 +35,7 @@ def test_signature_names_parser_and_encoder():
     sig = metric.signatures([["a", "b", "c", "d"]])
     assert sig["capture"] == (
         "capture|nrefs:4|parser:spacy-en_core_web_sm-3.8.0|encoder:all-MiniLM-L6-v2|wordnet:3.0|"
-        f"sents:spacy-rules|nouns:written|weights:0.5,0.5,0.2|capeval:{capeval.__version__}")
+        f"sents:spacy-rules|nouns:written|weights:0.5,0.5,0.2|v:2|capeval:{capeval.__version__}")
     assert sig["capture_rel_f1"].startswith("capture_rel_f1|nrefs:4|parser:spacy-")
 
 

@@ -26,6 +26,7 @@ sample whose references are all blank scores 0). Each is warned about and counte
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections import Counter, defaultdict
@@ -33,13 +34,14 @@ from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
 from importlib.util import find_spec
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
 from capeval.errors import CapevalError
 from capeval.metrics.base import Availability, Batch, Metric, MetricStatistics
 from capeval.metrics.bertscore_model import Encoder, ModelSpec, resolve_model, shared_encoder
+from capeval.options import MetricOptions
 
 log = logging.getLogger("capeval")
 
@@ -186,6 +188,19 @@ def bertscore_samples(
     return per_sample, {"blank_candidates": blank_cands, "blank_references": blank_refs}
 
 
+@dataclasses.dataclass(frozen=True)
+class BERTScoreOptions(MetricOptions):
+    """BERTScore's ``--option`` keys (model and layer also as ``--bertscore-model/--bertscore-layer``)."""
+
+    bertscore_model: str | None = None
+    bertscore_layer: int | None = None
+    bertscore_idf: bool | None = None
+    bertscore_rescale: bool | None = None
+    bertscore_baseline: str | None = None
+    bertscore_batch_size: int | None = None
+    bertscore_device: str | None = None
+
+
 class BERTScore(Metric):
     """BERTScore F1 (headline), precision and recall; best match over several references."""
 
@@ -194,9 +209,7 @@ class BERTScore(Metric):
     description = "BERTScore (Zhang et al., 2020) via bert-score; roberta-large L17, offline MiniLM fallback"
     needs = frozenset({"references"})
     outputs = ("bertscore", "bertscore_p", "bertscore_r")
-    option_keys_: ClassVar[frozenset[str]] = frozenset({
-        "bertscore_model", "bertscore_layer", "bertscore_idf", "bertscore_rescale", "bertscore_baseline",
-        "bertscore_batch_size", "bertscore_device"})
+    Options = BERTScoreOptions
     display_names = {"bertscore": "BERTScore", "bertscore_p": "BERTScore-P", "bertscore_r": "BERTScore-R"}
 
     def __init__(self, model: str | None = None, layer: int | None = None, idf: bool = False,

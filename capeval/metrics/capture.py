@@ -30,11 +30,13 @@ Metric card: limitations and differences from the reference code
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import logging
-from typing import Any, ClassVar
+from typing import Any
 
 from capeval.metrics.base import Availability, Batch, Metric, MetricStatistics
+from capeval.options import MetricOptions
 
 log = logging.getLogger("capeval")
 
@@ -42,6 +44,17 @@ log = logging.getLogger("capeval")
 def _missing_modules() -> list[str]:
     wanted = {"spacy": "spacy", "nltk": "nltk", "sentence_transformers": "sentence-transformers", "torch": "torch"}
     return [pip for mod, pip in wanted.items() if importlib.util.find_spec(mod) is None]
+
+
+@dataclasses.dataclass(frozen=True)
+class CaptureOptions(MetricOptions):
+    """CAPTURE's ``--option`` keys."""
+
+    capture_parser: str | None = None  # auto, factual or spacy
+    capture_encoder: str | None = None  # mpnet, minilm or a path
+    capture_device: str | None = None
+    capture_factual_model: str | None = None
+    capture_noun_case: str | None = None  # written (the reference's rule) or lower
 
 
 class Capture(Metric):
@@ -81,8 +94,7 @@ class Capture(Metric):
         "capture_attr_f1", "capture_rel_p", "capture_rel_r", "capture_rel_f1",
     )
     display_names = {"capture": "CAPTURE"}
-    option_keys_: ClassVar[frozenset[str]] = frozenset({
-        "capture_parser", "capture_encoder", "capture_device", "capture_factual_model", "capture_lowercase"})
+    Options = CaptureOptions
 
     @classmethod
     def availability(cls) -> Availability:
