@@ -70,6 +70,8 @@ def test_bleu_resample_equals_bleuscorer_on_materialised_resample(tokenised):
     from capeval.metrics.coco import Bleu
 
     class Tokens:  # a context whose "PTB tokens" are the already tokenised captions
+        shared: dict = {}
+
         def tokenized(self, name):
             return {t: t for t in caps["Up-Down"] + [r for rs in refs for r in rs]}
 
@@ -97,7 +99,8 @@ def test_meteor_aggregate_equals_java(tokenised):
     proc = MeteorProcess()
     try:
         per_sample, corpus = proc.score(hyps, sub_refs)  # Java's per-segment scores and aggregate
-        stats, per_sample_2 = proc.statistics(hyps, sub_refs)
+        result = proc.score_segments(hyps, sub_refs)
+        stats, per_sample_2 = result.statistics(), result.per_sample
         idx = np.random.default_rng(4).integers(0, n, n)
         java_per, java_corpus = proc.java_aggregate(stats[idx])
     finally:
