@@ -40,12 +40,18 @@ def _unique_key(seen: dict[str, Any], key: Any, where: str) -> None:
     seen[text] = key
 
 
+def input_sha256(cf: CaptionFile) -> str:
+    """sha256 of a caption file's input: the one its reader computed while reading, else of the path (a folder
+    or a tool file)."""
+    return cf.sha256 or sha256_path(cf.path)
+
+
 def _as_references(refs: References) -> tuple[CaptionFile, dict[str, str]]:
     if isinstance(refs, CaptionFile):
         return refs, {"path": refs.path, **({"sha256": refs.sha256} if refs.sha256 else {})}
     if isinstance(refs, (str, Path)):
         cf = read_references(refs)  # cf.path: the file itself, also for lmms:/vlmeval:/hf: inputs
-        return cf, {"path": str(refs), "sha256": sha256_path(cf.path)}
+        return cf, {"path": str(refs), "sha256": input_sha256(cf)}
     captions: dict[str, list[str]] = {}
     seen: dict[str, Any] = {}
     for k, v in refs.items():
@@ -64,7 +70,7 @@ def _as_candidates(name: str, cands: Candidates) -> tuple[CaptionFile, dict[str,
         return cands, {"path": cands.path, **({"sha256": cands.sha256} if cands.sha256 else {})}
     if isinstance(cands, (str, Path)):
         cf = read_candidates(cands)[None]
-        return cf, {"path": str(cands), "sha256": sha256_path(cf.path)}
+        return cf, {"path": str(cands), "sha256": input_sha256(cf)}
     captions: dict[str, list[str]] = {}
     seen: dict[str, Any] = {}
     for k, v in cands.items():

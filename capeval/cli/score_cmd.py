@@ -191,12 +191,12 @@ def score_command(
     check_out_dir(out, inputs=input_files, overwrite=overwrite)
     results = evaluate(references, candidates, built, seeds=seeds, options=options,
                        progress=False if quiet else None, engine=engine, ray_address=ray_address, workers=workers)
-    from capeval.hashing import sha256_path
+    from capeval.api import input_sha256
 
     results.inputs["references"]["path"] = references.path
-    results.inputs["references"]["sha256"] = sha256_path(references.path)
+    results.inputs["references"]["sha256"] = input_sha256(references)
     for name, cf in candidates.items():
-        results.inputs["candidates"][name] = {"path": cf.path, "sha256": sha256_path(cf.path)}
+        results.inputs["candidates"][name] = {"path": cf.path, "sha256": input_sha256(cf)}
     if any(tool.external is not None for tool in tools.values()):
         from capeval.external import compare_external
 

@@ -65,6 +65,18 @@ def first_token(logprobs: Any) -> TokenDistribution | str:
     return TokenDistribution(probs)
 
 
+def _answer_mass(logprobs: Any, tokens: Mapping[str, Any], what: str) -> tuple[Any, float, str | None]:
+    """The first token's distribution, its probability mass on ``tokens``, and the error when there is none."""
+    dist = first_token(logprobs)
+    if isinstance(dist, str):
+        return None, 0.0, dist
+    mass = dist.mass(tokens)
+    if mass <= 0:
+        shown = ", ".join(sorted(dist.probs, key=dist.probs.get, reverse=True)[:5]) or "none"
+        return dist, mass, f"no {what} ({', '.join(tokens)}) among the first token's alternatives (top: {shown})"
+    return dist, mass, None
+
+
 def expected_score(logprobs: Any, values: Mapping[str, float] = DIGITS) -> Verdict:
     """G-Eval's score: sum over score tokens of p(token) x value / sum of p(token).
 
@@ -80,14 +92,9 @@ def expected_score(logprobs: Any, values: Mapping[str, float] = DIGITS) -> Verdi
         >>> round(v.value, 6), v.reason
         (6.75, 'likelihood: E[score]=6.75 from p(score tokens)=0.8')
     """
-    dist = first_token(logprobs)
-    if isinstance(dist, str):
-        return Verdict(None, error=dist)
-    mass = dist.mass(values)
-    if mass <= 0:
-        shown = ", ".join(sorted(dist.probs, key=dist.probs.get, reverse=True)[:5]) or "none"
-        return Verdict(None, error=f"no score token ({', '.join(values)}) among the first token's "
-                                   f"alternatives (top: {shown})")
+    dist, mass, error = _answer_mass(logprobs, values, "score token")
+    if error:
+        return Verdict(None, error=error)
     value = sum(p * values[t] for t, p in dist.probs.items() if t in values) / mass
     return Verdict(value, f"likelihood: E[score]={value:.3g} from p(score tokens)={mass:.3g}", "likelihood")
 
@@ -105,14 +112,9 @@ def choice_probs(logprobs: Any, choices: Mapping[str, str]) -> Verdict:
         >>> choice_probs(lp, {"1": "1", "2": "2", "0": "tie"}).value
         {'1': 0.5, '2': 0.25, 'tie': 0.25}
     """
-    dist = first_token(logprobs)
-    if isinstance(dist, str):
-        return Verdict(None, error=dist)
-    mass = dist.mass(choices)
-    if mass <= 0:
-        shown = ", ".join(sorted(dist.probs, key=dist.probs.get, reverse=True)[:5]) or "none"
-        return Verdict(None, error=f"no valid answer ({', '.join(choices)}) among the first token's "
-                                   f"alternatives (top: {shown})")
+    dist, mass, error = _answer_mass(logprobs, choices, "valid answer")
+    if error:
+        return Verdict(None, error=error)
     out = {label: 0.0 for label in dict.fromkeys(choices.values())}
     for token, p in dist.probs.items():
         if token in choices:
