@@ -22,15 +22,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("capeval")
 
 LEGACY_RULES = {"bleu": "bleu", "meteor": "meteor", "cider": "cider-d", "spice": "mean"}
-# How capeval 0.1.0's tables showed outputs (0.1.0 manifests do not say; newer metrics declare it).
-LEGACY_SCALED_100 = frozenset({"bleu_1", "bleu_2", "bleu_3", "bleu_4", "meteor", "rouge_l", "cider", "spice",
-                               "clair"})
-LEGACY_DISPLAY = {
-    "bleu_1": "BLEU-1", "bleu_2": "BLEU-2", "bleu_3": "BLEU-3", "bleu_4": "BLEU-4", "meteor": "METEOR",
-    "rouge_l": "ROUGE-L", "cider": "CIDEr", "spice": "SPICE", "clair": "CLAIR", "bertscore": "BERTScore",
-    "bertscore_p": "BERTScore-P", "bertscore_r": "BERTScore-R", "capture": "CAPTURE", "mllm_judge": "MLLM-Judge",
-    "pairwise": "Pairwise", "proxy_qa": "Proxy-QA",
-}
 RESCORED = frozenset({"bleu", "meteor", "cider"})
 NO_STATISTICS = frozenset({"proxy_qa"})
 
@@ -40,7 +31,7 @@ def upgrade(run: Run) -> None:
     log.info("%s: run written by capeval %s (format 1, no stored statistics); statistics are recomputed "
              "when needed — re-score with this capeval to avoid it", run.path, run.manifest.get("capeval_version"))
     for name, info in run.manifest.get("metrics", {}).items():
-        info.setdefault("output_info", legacy_output_info(info.get("outputs", [name]), info))
+        info.setdefault("output_info", legacy_output_info(name, info.get("outputs", [name]), info))
         if not info.get("aggregation"):
             if name in NO_STATISTICS:
                 info["aggregation"] = None
@@ -48,11 +39,23 @@ def upgrade(run: Run) -> None:
                 info["aggregation"] = LEGACY_RULES.get(name, "mean" if not info.get("corpus_level") else None)
 
 
-def legacy_output_info(outputs: list[str], info: dict) -> dict[str, dict]:
-    """Display name, scale and direction of the outputs of a metric in a 0.1.0 manifest."""
-    return {key: {"display": LEGACY_DISPLAY.get(key, key), "scale": 100.0 if key in LEGACY_SCALED_100 else 1.0,
-                  "higher_is_better": bool(info.get("higher_is_better", True)),
-                  "aggregation": "corpus" if info.get("corpus_level") else "mean"} for key in outputs}
+def legacy_output_info(name: str, outputs: list[str], info: dict) -> dict[str, dict]:
+    """Display name, scale and direction of the outputs of a metric in a 0.1.0 manifest: the registered metric's
+    own metadata (the manifest's direction wins), or the output key at scale 1 for a metric not registered here."""
+    from capeval.errors import UnknownMetric
+    from capeval.registry import get_metric_class
+
+    try:
+        cls = get_metric_class(name)
+    except (UnknownMetric, ImportError):
+        cls = None
+    out = {}
+    for key in outputs:
+        meta = cls.output_info(key).as_dict() if cls is not None else {"display": key, "scale": 1.0}
+        meta["higher_is_better"] = bool(info.get("higher_is_better", True))
+        meta["aggregation"] = "corpus" if info.get("corpus_level") else "mean"
+        out[key] = meta
+    return out
 
 
 def _mean_table(run: Run, outputs: list[str]) -> pd.DataFrame:

@@ -169,10 +169,11 @@ class Metric:
         """Build the metric from the run's option dict (each metric picks the keys its :attr:`Options` declare)."""
         return cls(**options)
 
-    def output_info(self, key: str) -> OutputInfo:
+    @classmethod
+    def output_info(cls, key: str) -> OutputInfo:
         """Display name, scale, direction and aggregation kind of one output."""
-        return OutputInfo(key, self.display_names.get(key, key), self.scale, self.higher_is_better,
-                          "corpus" if self.corpus_level else "mean")
+        return OutputInfo(key, cls.display_names.get(key, key), cls.scale, cls.higher_is_better,
+                          "mean" if cls.aggregation in ("mean", "ratio") else "corpus")
 
     def signature_params(self, references: list[list[str]]) -> dict[str, Any]:
         """Named parameters that can move a score, shown in the signature: the reference count, then the
