@@ -114,7 +114,7 @@ def _judge_run(out: Path, references: Path, captions: dict[str, Path], scenes: P
         cands = read_candidates(path)[None].captions
         subset[name] = {k: cands[k][0] for k in keep}
     run_dir = out / "run-judges"
-    with LocalJudgeServer(model=model, parallel=1, threads=1) as server:
+    with LocalJudgeServer(model=model, parallel=1) as server:  # threads: every core (nothing else runs)
         options = {
             "judge_base_url": server.base_url, "judge_model": server.alias, "judge_scoring": scoring,
             # one request in flight for the one slot: time queued at the server would count against the timeout

@@ -141,3 +141,33 @@ def test_logprob_readers_reject_malformed_input():
     assert not expected_score([{"token": "x", "logprob": 0.5, "top_logprobs": []}]).ok  # p > 1
     assert not choice_probs("garbage", {"A": "A"}).ok
     assert best_choice(entry({"C": 0.5, "A": 0.3}), {"A": "A", "B": "B"}).value == "A"
+
+
+def test_proxy_qa_likelihood_answers_open_questions_briefly_and_deterministically(tmp_path):
+    import json
+
+    questions = tmp_path / "q.jsonl"
+    questions.write_text("\n".join(json.dumps(q) for q in [
+        {"question_id": "q1", "image_id": "img1", "question": "What color is the mat?",
+         "options": ["red", "blue"], "answer": "red"},
+        {"question_id": "q2", "image_id": "img1", "question": "How many cats?", "answer": ["2"]},
+    ]))
+
+    def letter_a(payload):
+        return entry({"A": 0.7, "B": 0.3})
+
+    with FaultServer(responder=lambda payload: "2", logprobs_responder=letter_a, record=True) as server:
+        opts = options(server, tmp_path, proxy_qa_questions=str(questions), proxy_qa_shuffle="no", seeds=2)
+        res = capeval.evaluate({"img1": ["two cats on a red mat"]}, {"m": {"img1": "two cats on a red mat"}},
+                               metrics=["proxy_qa"], seeds=2, options=opts)
+        sent = list(server.state.payloads)
+    open_asks = [p for p in sent if "How many cats" in p["messages"][-1]["content"]]
+    mc_asks = [p for p in sent if "What color" in p["messages"][-1]["content"]]
+    # each asked once for both seeds (no seed in the request: the cache answers seed 1)
+    assert len(open_asks) == 1 and len(mc_asks) == 1
+    assert open_asks[0]["max_tokens"] == 16 and open_asks[0]["temperature"] == 0 and "seed" not in open_asks[0]
+    assert "logprobs" not in open_asks[0] and "response_format" not in open_asks[0]
+    assert mc_asks[0]["max_tokens"] == 1 and mc_asks[0]["logprobs"] is True
+    assert res.samples.query("metric == 'proxy_qa'")["value"].tolist() == [1.0, 1.0]  # A = red; "2" matches
+    sig = res.signatures["proxy_qa"]
+    assert "|temp:0|" in sig and "|max_tokens:1|fmt:none|" in sig and "|scoring:likelihood|" in sig and "|open_tokens:16|" in sig

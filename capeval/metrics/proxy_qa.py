@@ -117,6 +117,12 @@ class ProxyQA(JudgeMetric):
         )
         self.with_image = _flag(options.get("with_image", options.get("proxy_qa_with_image")), False)
         self.config = JudgeConfig.from_options(options)
+        if self.settings.scoring == "likelihood":
+            from dataclasses import replace
+
+            from capeval.proxyqa.answer import OPEN_ANSWER_TOKENS
+
+            self.settings = replace(self.settings, open_tokens=min(OPEN_ANSWER_TOKENS, self.config.max_tokens))
         self.template = load_template(options.get("proxy_qa_template") or self.config.template or TEMPLATE)
         self.grader_template = load_template(options.get("proxy_qa_grader_template") or GRADER_TEMPLATE) \
             if self.settings.grader == "llm" else None
@@ -155,7 +161,7 @@ class ProxyQA(JudgeMetric):
         from capeval.metrics.judge import judge_signature
 
         qs = self.questions
-        judge = judge_signature(self.config, self.template, self.options.get("seeds"))
+        judge = judge_signature(self.config, self.template, self.options.get("seeds"), self.settings.scoring)
         params: dict[str, Any] = {
             "judge": judge.pop("judge"),
             "prompt": judge.pop("prompt"),
@@ -170,6 +176,7 @@ class ProxyQA(JudgeMetric):
         }
         if self.settings.scoring != "generate":
             params["scoring"] = self.settings.scoring
+            params["open_tokens"] = self.settings.open_tokens
         if self.with_image:
             params["image_judge"] = self.image_config.model
         return params

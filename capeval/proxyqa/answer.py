@@ -10,7 +10,10 @@ the question is unparsable (NaN, counted). Open answers are matched after VQA no
 With ``scoring="likelihood"`` (``--option judge_scoring=likelihood``) a multiple-choice question is asked for
 one token at temperature 0 and the answer is the most probable valid option letter among the first token's
 ``top_logprobs`` (lm-evaluation-harness' multiple-choice rule); a reply without usable logprobs is
-unparsable (NaN, counted), with no follow-up. Open questions are answered by generation in both modes.
+unparsable (NaN, counted), with no follow-up. Open questions are answered by generation in both modes; in
+likelihood mode that generation is deterministic too (temperature 0, no seed) and capped at
+:data:`OPEN_ANSWER_TOKENS` tokens, the length of "a single word or a short phrase" (a base model asked for one
+would otherwise write until ``judge_max_tokens``).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from capeval.proxyqa.shuffle import CANNOT_ANSWER_CAPTION, CANNOT_ANSWER_IMAGE, 
 
 GRADERS = ("exact", "llm")
 _VERDICTS = {"correct": ("yes", "true", "right", "match"), "incorrect": ("no", "false", "wrong", "mismatch")}
+OPEN_ANSWER_TOKENS = 16  # likelihood mode: completion tokens of an open answer (in the signature: open_tokens)
 _REPLY_KEEP = 1000  # characters of a parsed reply kept in the details (an unparsable one is kept whole)
 
 
@@ -41,6 +45,7 @@ class AskSettings:
     grader: str = "exact"
     retry: bool = True
     scoring: str = "generate"
+    open_tokens: int | None = None  # likelihood mode: the cap on an open answer's tokens
 
     def __post_init__(self) -> None:
         if self.grader not in GRADERS:
@@ -80,11 +85,20 @@ def prepare(item: Item, seed: int, template: JudgeTemplate, settings: AskSetting
         letters=", ".join(LETTERS[: len(shown)]),
     )
     request = JudgeRequest(messages=messages, seed=seed, template_hash=template.hash, tag=q.qid)
-    if settings.scoring == "likelihood" and q.is_mc:
+    if settings.scoring == "likelihood":
         from capeval.metrics.judge import likelihood_request
 
-        request = likelihood_request(request)
+        request = likelihood_request(request) if q.is_mc else open_answer_request(
+            request, settings.open_tokens or OPEN_ANSWER_TOKENS)
     return _Prepared(item, request, shown, perm, cannot_shown)
+
+
+def open_answer_request(request: JudgeRequest, max_tokens: int = OPEN_ANSWER_TOKENS) -> JudgeRequest:
+    """An open question's request in likelihood mode: a short answer generated at temperature 0, without a seed
+    (every seed asks the same request, which the cache answers after the first)."""
+    from dataclasses import replace
+
+    return replace(request, seed=None, temperature=0.0, response_format=None, max_tokens=max_tokens)
 
 
 def _likely(p: _Prepared, reply) -> Extraction:
