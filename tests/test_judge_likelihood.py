@@ -170,4 +170,5 @@ def test_proxy_qa_likelihood_answers_open_questions_briefly_and_deterministicall
     assert mc_asks[0]["max_tokens"] == 1 and mc_asks[0]["logprobs"] is True
     assert res.samples.query("metric == 'proxy_qa'")["value"].tolist() == [1.0, 1.0]  # A = red; "2" matches
     sig = res.signatures["proxy_qa"]
-    assert "|temp:0|" in sig and "|max_tokens:1|fmt:none|" in sig and "|scoring:likelihood|" in sig and "|open_tokens:16|" in sig
+    assert "|temp:0|" in sig and "|max_tokens:1|fmt:none|" in sig
+    assert "|scoring:likelihood|" in sig and "|open_tokens:16|" in sig
