@@ -23,6 +23,8 @@ def normalize_whitespace(text: str) -> str:
         >>> normalize_whitespace("a\\r\\ndog\\u2028runs\\xa0 fast ")
         'a dog runs fast'
     """
+    if text.isascii() and text.isprintable() and "  " not in text and text[:1] != " " and text[-1:] != " ":
+        return text  # already normal (printable ASCII has no whitespace but " "): no copy
     return " ".join(_ZERO_WIDTH.sub(" ", text).split())
 
 

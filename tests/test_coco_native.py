@@ -269,3 +269,18 @@ def test_larger_random_corpus_parity():
     for key in ref:
         assert np.array_equal(ours[key][1], ref[key][1]), key
         assert np.array_equal(np.asarray(ours[key][0]), np.asarray(ref[key][0])), key
+
+
+def test_squares_equal_the_c_librarys_pow_bit_for_bit():
+    import math
+
+    from capeval.metrics.native.cider import squares_as_pow
+
+    rng = np.random.default_rng(7)
+    # tf-idf-like values and a wide spread of magnitudes
+    values = np.concatenate([rng.integers(1, 9, 500_000) * (np.log(1e5) - np.log(rng.integers(1, 10**5, 500_000))),
+                             rng.uniform(-1, 1, 500_000) * 10.0 ** rng.integers(-150, 150, 500_000)])
+    expected = np.array([math.pow(v, 2.0) for v in values.tolist()])
+    got = squares_as_pow(values)
+    assert got.tobytes() == expected.tobytes()
+    assert (values * values != expected).sum() > 100  # the case this guards: pow is not always v * v

@@ -43,42 +43,31 @@ _TRIM = None
 
 
 def dense_ids(keys: np.ndarray) -> tuple[np.ndarray, int]:
-    """Ids ``0..n-1`` of int64 keys (equal keys, equal ids; ids in key order) and ``n``, by one sort.
+    """Ids ``0..n-1`` of int64 keys (equal keys, equal ids; ids in first-occurrence order) and ``n``, by hashing.
 
     Example:
         >>> ids, n = dense_ids(np.array([70, 30, 70, 90]))
         >>> ids.tolist(), n
-        ([1, 0, 1, 2], 3)
+        ([0, 1, 0, 2], 3)
     """
     if not len(keys):
         return np.zeros(0, dtype=np.int64), 0
-    order = np.argsort(keys)
-    sorted_keys = keys[order]
-    step = np.empty(len(keys), dtype=np.int64)
-    step[0] = 0
-    np.not_equal(sorted_keys[1:], sorted_keys[:-1], out=step[1:], casting="unsafe")
-    ids = np.empty(len(keys), dtype=np.int64)
-    ids[order] = np.cumsum(step)
-    return ids, int(ids[order[-1]]) + 1
+    ids, uniques = pd.factorize(keys)
+    return ids.astype(np.int64, copy=False), len(uniques)
 
 
 def first_occurrences(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Positions of the first occurrence of each distinct key, ascending, and how often each key occurs.
+    """The distinct keys in order of first occurrence, and how often each occurs (one hashing pass).
 
     Example:
-        >>> first, count = first_occurrences(np.array([7, 3, 7, 9, 3]))
-        >>> first.tolist(), count.tolist()
-        ([0, 1, 3], [2, 2, 1])
+        >>> uniques, count = first_occurrences(np.array([7, 3, 7, 9, 3]))
+        >>> uniques.tolist(), count.tolist()
+        ([7, 3, 9], [2, 2, 1])
     """
     if not len(keys):
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    order = np.argsort(keys)
-    sorted_keys = keys[order]
-    starts = np.flatnonzero(np.concatenate(([True], sorted_keys[1:] != sorted_keys[:-1])))
-    first = np.minimum.reduceat(order, starts)
-    count = np.diff(np.append(starts, len(keys)))
-    by_position = np.argsort(first)
-    return first[by_position], count[by_position]
+    codes, uniques = pd.factorize(keys)
+    return np.asarray(uniques, dtype=np.int64), np.bincount(codes, minlength=len(uniques))
 
 
 def ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
@@ -243,8 +232,7 @@ def _distinct(ids: list[np.ndarray], lengths: np.ndarray, n_grams: int
         occ_sent = np.repeat(np.arange(stop - start, dtype=np.int64), per_row.sum(axis=1))
         keys = occ_sent * np.int64(n_grams) + occ
         del occ, occ_sent
-        first, count = first_occurrences(keys)
-        uniques = keys[first]
+        uniques, count = first_occurrences(keys)
         del keys
         gram = uniques % n_grams
         grams.append(gram.astype(np.int32))
