@@ -325,19 +325,31 @@ def evaluate(
                         for seed in range(seeds) if metric.stochastic else (0,):
                             queued[(metric.name, cap, seed)] = background.submit(
                                 metric.statistics, _batch(dataset, cap), context, seed)
+            # background metrics are collected last, so the run never waits for them while other work is left;
+            # their results are then recorded in the metrics' order, as if scored one after another
+            run_order = ([m for m in metric_objs if (m.name, dataset.captioners[0], 0) not in queued]
+                         + [m for m in metric_objs if (m.name, dataset.captioners[0], 0) in queued])
+            computed: dict[tuple[str, str, int], MetricStatistics] = {}
+            metric_sigs: dict[str, tuple[dict[str, str], dict[str, dict[str, Any]], dict[str, Any]]] = {}
             try:
-                for metric in metric_objs:
-                    signatures.update(metric.signatures(all_refs))
-                    signatures_json.update(metric.signatures_json(all_refs))
-                    info[metric.name] = metric_info(metric)
+                for metric in run_order:
+                    metric_sigs[metric.name] = (metric.signatures(all_refs), metric.signatures_json(all_refs),
+                                                metric_info(metric))
                     for cap in dataset.captioners:
                         batch = _batch(dataset, cap)
                         for seed in range(seeds) if metric.stochastic else (0,):
                             bar.step(f"{metric.name} · {cap}" + (f" · seed {seed}" if metric.stochastic else ""))
                             job = queued.pop((metric.name, cap, seed), None)
                             st = job.result() if job is not None else metric.statistics(batch, context, seed=seed)
-                            _collect(metric, st, cap, seed, acc)
+                            computed[(metric.name, cap, seed)] = st
                             bar.advance()
+                for metric in metric_objs:
+                    sigs, sigs_json, info[metric.name] = metric_sigs[metric.name]
+                    signatures.update(sigs)
+                    signatures_json.update(sigs_json)
+                    for cap in dataset.captioners:
+                        for seed in range(seeds) if metric.stochastic else (0,):
+                            _collect(metric, computed.pop((metric.name, cap, seed)), cap, seed, acc)
             except BaseException:
                 for job in queued.values():  # don't wait for background work nobody will read
                     job.cancel()

@@ -299,3 +299,37 @@ def test_signature_has_no_credentials():
     from capeval.metrics.judge import endpoint_host
 
     assert endpoint_host("https://user:sk-secret@example.org:8443/v1?key=sk-secret") == "example.org"
+
+
+def test_background_metric_is_collected_after_the_other_metrics():
+    """A metric scored in the background (METEOR) never holds up the metrics listed after it: the run collects
+    it last, and still records every result in the metrics' order."""
+    import threading
+
+    from capeval.metrics.base import Metric, MetricStatistics
+
+    others_done = threading.Event()
+
+    class SlowBackground(Metric):
+        name = "slow_background"
+        outputs = ("slow_background",)
+        background = True
+
+        def statistics(self, batch, context, seed=0):
+            if not others_done.wait(60):
+                raise AssertionError("the run waited for the background metric before scoring the others")
+            return MetricStatistics.of_values(list(batch.sample_ids), {"slow_background": np.ones(len(batch))})
+
+    class Foreground(Metric):
+        name = "foreground"
+        outputs = ("foreground",)
+
+        def statistics(self, batch, context, seed=0):
+            others_done.set()
+            return MetricStatistics.of_values(list(batch.sample_ids), {"foreground": np.zeros(len(batch))})
+
+    res = capeval.evaluate({"a": ["x y"], "b": ["y z"]}, {"s": {"a": "x", "b": "z"}},
+                           metrics=[SlowBackground(), Foreground()])
+    assert list(dict.fromkeys(res.samples.metric)) == ["slow_background", "foreground"]
+    assert list(res.metric_info) == ["slow_background", "foreground"]
+    assert res.samples.groupby("metric")["value"].mean().to_dict() == {"foreground": 0.0, "slow_background": 1.0}
