@@ -330,6 +330,12 @@ def evaluate(
                     signatures.update(metric.signatures(all_refs))
                     signatures_json.update(metric.signatures_json(all_refs))
                     info[metric.name] = metric_info(metric)
+                    if len(dataset.captioners) > 1 and not metric.background:
+                        # e.g. a judge metric sends one image's captioners back to back; the statistics()
+                        # calls below then return exactly what they would without it
+                        batches = [_batch(dataset, cap) for cap in dataset.captioners]
+                        for seed in range(seeds) if metric.stochastic else (0,):
+                            metric.prefetch(batches, context, seed)
                     for cap in dataset.captioners:
                         batch = _batch(dataset, cap)
                         for seed in range(seeds) if metric.stochastic else (0,):
