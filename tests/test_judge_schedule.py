@@ -146,3 +146,21 @@ def test_mllm_judge_grouped_schedule_changes_no_number(tmp_path):
     assert sorted(grouped) == sorted(plain) and len(grouped) == IMAGES * len(CAPTIONERS)
     assert all(len(set(grouped[k:k + 4])) == 1 for k in range(0, len(grouped), 4))  # an image's 4 back to back
     assert len(set(plain[:4])) == 4  # before: one captioner's images, one after another
+
+
+def test_pairwise_grouped_schedule_changes_no_number(tmp_path):
+    clean = {name: {str(i): f"{name.lower()} caption {i}" for i in range(IMAGES)} for name in CAPTIONERS}
+    out = {}
+    for schedule in ("image", "captioner"):
+        with FaultServer(record=True) as server:
+            res = capeval.evaluate(refs(), clean, metrics=["pairwise"], options={
+                "judge_base_url": server.base_url, "judge_model": "fault", "judge_schedule": schedule,
+                "judge_concurrency": 1, "judge_cache": str(tmp_path / f"pair-{schedule}.sqlite")})
+            firsts = [p for p in server.state.payloads if all(m["role"] != "assistant" for m in p["messages"])]
+            texts = [" ".join(m["content"] for m in p["messages"] if isinstance(m["content"], str)) for p in firsts]
+        out[schedule] = comparable(res), [re.search(r"reference (\d+)", t).group(1) for t in texts]
+    assert out["image"][0] == out["captioner"][0]
+    compared = len(CAPTIONERS) - 1  # the first captioner is the baseline
+    # both orders of each compared captioner, image by image: 6 requests per image
+    assert out["image"][1] == [str(i) for i in range(IMAGES) for _ in range(2 * compared)]
+    assert out["captioner"][1] == [str(i) for _ in range(compared) for i in range(IMAGES) for _ in range(2)]
