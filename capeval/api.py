@@ -335,6 +335,12 @@ def evaluate(
                 for metric in run_order:
                     metric_sigs[metric.name] = (metric.signatures(all_refs), metric.signatures_json(all_refs),
                                                 metric_info(metric))
+                    if len(dataset.captioners) > 1 and not metric.background:
+                        # e.g. a judge metric sends one image's captioners back to back; the statistics()
+                        # calls below then return exactly what they would without it
+                        batches = [_batch(dataset, cap) for cap in dataset.captioners]
+                        for seed in range(seeds) if metric.stochastic else (0,):
+                            metric.prefetch(batches, context, seed)
                     for cap in dataset.captioners:
                         batch = _batch(dataset, cap)
                         for seed in range(seeds) if metric.stochastic else (0,):

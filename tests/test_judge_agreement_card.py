@@ -117,3 +117,20 @@ def test_report_shows_the_agreement_note_escaped(tmp_path):
     assert "Judge: tiny &lt;b&gt;model&lt;/b&gt;, Kendall τ_c = -6.3; a plumbing check, not a result." in html
     plain = build_report([tmp_path / "run"], tmp_path / "p.html", stats=False).read_text()
     assert "judge-agreement" not in plain
+
+
+def test_demo_states_every_measured_corpus_of_the_judge_it_picks(monkeypatch):
+    """The demo picks the card's best Flickr8k-Expert judge and states each of that judge's measurements."""
+    from capeval import demo
+    from capeval.judges import local_models
+
+    monkeypatch.setattr(local_models, "model_available", lambda name: (True, ""))
+    model, scoring, note = demo.choose_judge()
+    rows = load_measurements()
+    best = best_local_judge(rows)
+    assert (model, scoring) == (best.model, best.scoring)
+    mine = [m for m in rows if (m.model, m.scoring, m.metric) == (model, scoring, best.metric)]
+    assert {m.dataset for m in mine} >= {"flickr8k-expert"}
+    for m in mine:
+        assert m.sentence() in note
+    assert ("plumbing check" in note) == (not all(m.agrees for m in mine))

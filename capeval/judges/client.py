@@ -121,6 +121,7 @@ class Judge:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._closed = False
+        self._held: dict[str, tuple[JudgeReply, UsageTally]] = {}  # prefetched, not yet asked
 
     def _new_tally(self) -> UsageTally:
         return UsageTally(cost_usd=0.0 if self.price is not None else None)
@@ -197,6 +198,21 @@ class Judge:
         """Synchronous :meth:`arun`."""
         return self._submit(self.arun(requests, progress))
 
+    def prefetch(self, requests: Sequence[JudgeRequest]) -> int:
+        """Send now, in the given order and with each prefix group kept together, the requests that later
+        :meth:`run` calls will ask, and hold their replies until then; returns how many were sent.
+
+        Lets a caller issue the requests of several batches as one schedule (e.g. one image's captioners back
+        to back, to the same endpoint) while each batch is still scored by its own :meth:`run`. Nothing a run
+        reports changes: a held reply is delivered, and its usage (requests, retries, tokens, cost) counted,
+        by the :meth:`run` that asks for it, exactly as if it were sent then; requests the cache answers are
+        left for that run to read (and count) as cache hits. Replies are committed to the cache as they come,
+        so an interrupted prefetch resumes.
+        """
+        held = len(self._held)
+        self._submit(self._answer(requests, None, hold=True))
+        return len(self._held) - held
+
     async def arun(self, requests: Sequence[JudgeRequest],
                    progress: Progress | None = None) -> list[JudgeReply]:
         """Answer every request (cache first, then the endpoint with bounded concurrency), in order.
@@ -204,6 +220,11 @@ class Judge:
         Identical requests (same cache key) are sent once. Fatal problems (rejected key, unknown model, an
         unusable cache) raise; every other failure ends as a reply with ``error`` set and is counted.
         """
+        return await self._answer(requests, progress, hold=False)
+
+    async def _answer(self, requests: Sequence[JudgeRequest], progress: Progress | None,
+                      hold: bool) -> list[JudgeReply]:
+        """:meth:`arun`, or with ``hold`` :meth:`prefetch` (replies and their usage kept in ``_held``)."""
         replies: list[JudgeReply | None] = [None] * len(requests)
         groups: dict[str, list[int]] = {}
         first: dict[str, tuple[JudgeRequest, bytes]] = {}
@@ -212,8 +233,24 @@ class Judge:
             groups.setdefault(k, []).append(i)
             if k not in first:
                 first[k] = (req, body)
-        hits = self.cache.get_many(groups) if self.cache is not None and self.config.cache == "on" else {}
-        for k, c in hits.items():
+
+        def deliver(k: str, reply: JudgeReply) -> None:
+            for i in groups[k]:
+                replies[i] = reply
+                if progress is not None:
+                    progress(reply)
+
+        if hold:
+            wanted = [k for k in groups if k not in self._held]
+        else:  # replies prefetched for this run: delivered, and counted, as if sent now
+            for k in [k for k in groups if k in self._held]:
+                reply, tally = self._held.pop(k)
+                self.usage.add(tally)
+                deliver(k, reply)
+            wanted = [k for k in groups if replies[groups[k][0]] is None]
+        hits = self.cache.get_many({k: groups[k] for k in wanted}) \
+            if wanted and self.cache is not None and self.config.cache == "on" else {}
+        for k, c in hits.items() if not hold else ():  # a prefetch leaves cache hits for the run to count
             reply = JudgeReply(k, c.text, cached=True, prompt_tokens=c.prompt_tokens,
                                completion_tokens=c.completion_tokens, finish_reason=c.finish_reason,
                                logprobs=c.logprobs)
@@ -222,7 +259,7 @@ class Judge:
                 self.usage.cache_hits += 1
                 if progress is not None:
                     progress(reply)
-        todo = [k for k in groups if k not in hits]
+        todo = [k for k in wanted if k not in hits]
         commits: list[asyncio.Future] = []
         if todo:
             self._connections()  # fail fast (missing key) before starting workers
@@ -234,21 +271,23 @@ class Judge:
                 units.setdefault(group or f"\0{k}", []).append(k)
             it = iter(units.values())
 
-            def deliver(k: str, reply: JudgeReply) -> None:
-                for i in groups[k]:
-                    replies[i] = reply
-                    if progress is not None:
-                        progress(reply)
+            def keep(k: str, reply: JudgeReply, tally: UsageTally) -> None:
+                if hold:
+                    self._held[k] = (reply, tally)
+                else:
+                    deliver(k, reply)
 
             async def worker() -> None:
                 for unit in it:
                     for k in unit:
-                        reply, committed = await self._call(k, *first[k])
+                        tally = self._new_tally() if hold else self.usage
+                        reply, committed = await self._call(k, *first[k], tally)
                         if committed is None:
-                            deliver(k, reply)
+                            keep(k, reply, tally)
                         else:  # handed on once committed; the worker moves on to its next call meanwhile
                             committed.add_done_callback(
-                                lambda f, k=k, reply=reply: f.cancelled() or f.exception() or deliver(k, reply))
+                                lambda f, k=k, reply=reply, tally=tally:
+                                f.cancelled() or f.exception() or keep(k, reply, tally))
                             commits.append(committed)
 
             width = self.config.endpoints.concurrency if self.config.endpoints else self.config.concurrency
@@ -316,8 +355,8 @@ class Judge:
         ceiling = min(self.config.backoff_max, self.config.backoff * (2 ** attempt))
         return ceiling / 2 + self._jitter.uniform(0, ceiling / 2)
 
-    async def _call(self, key: str, request: JudgeRequest,
-                    body: bytes) -> tuple[JudgeReply, asyncio.Future | None]:
+    async def _call(self, key: str, request: JudgeRequest, body: bytes,
+                    tally: UsageTally) -> tuple[JudgeReply, asyncio.Future | None]:
         """One judgment with retries (and, over a pool, failover) -> (reply, its cache commit or None).
 
         Over an endpoint pool, a failed attempt is re-sent at once to the next endpoint of the key's order that
@@ -327,7 +366,8 @@ class Judge:
         cfg = self.config
         conns = self._connections()
         pool = cfg.endpoints
-        order = pool.order(key) if pool is not None else [0]
+        # a prefix group (one image's captioners) is routed as one, so its shared prompt prefix is evaluated once
+        order = pool.order(request.group or key) if pool is not None else [0]
         tried: set[int] = set()
         estimate = 0
         if any(c.limiter.active for c in conns):
@@ -346,9 +386,9 @@ class Judge:
             if conn.limiter.active:
                 await conn.limiter.acquire(estimate)
             attempts += 1
-            self.usage.requests += 1
+            tally.requests += 1
             if conn.name:
-                self.usage.count_endpoint(conn.name, "requests")
+                tally.count_endpoint(conn.name, "requests")
             delay: float | None = None
             outage = False
             try:
@@ -363,7 +403,7 @@ class Judge:
                                      f"{conn.model!r}: {_short(exc.message)}") from None
                 kind, last_error = f"http_{exc.status}", f"HTTP {exc.status}: {_short(exc.message)}"
                 if exc.status not in RETRY_STATUS and exc.status < 500:
-                    self._attempt_failed(conn, idx, False)
+                    self._attempt_failed(conn, idx, False, tally)
                     break  # a request the endpoint will never accept (e.g. too long): a counted failure
                 delay = retry_after_seconds(exc.headers)
             except (asyncio.TimeoutError, TimeoutError):
@@ -375,11 +415,11 @@ class Judge:
             else:
                 self._health.succeeded(idx)
                 price_cost = self.price.cost(pt, ct) if self.price is not None else 0.0
-                self.usage.prompt_tokens += pt
-                self.usage.completion_tokens += ct
-                self.usage.cached_prompt_tokens += cached_pt
-                if self.usage.cost_usd is not None:
-                    self.usage.cost_usd += price_cost
+                tally.prompt_tokens += pt
+                tally.completion_tokens += ct
+                tally.cached_prompt_tokens += cached_pt
+                if tally.cost_usd is not None:
+                    tally.cost_usd += price_cost
                 if request.top_logprobs and not logprobs:
                     # asked for likelihoods, got none: the endpoint can't do it; retrying would not help and
                     # caching would hide it on the next run. A counted failure, never a score.
@@ -389,32 +429,32 @@ class Judge:
                 committed = None
                 if self.cache is not None:
                     committed = self._writer_for().submit((key, cfg.model, text, pt, ct, finish, logprobs))
-                self.usage.completed += 1
+                tally.completed += 1
                 if conn.name:
-                    self.usage.count_endpoint(conn.name, "completed")
+                    tally.count_endpoint(conn.name, "completed")
                 return JudgeReply(key, text, prompt_tokens=pt, completion_tokens=ct, finish_reason=finish,
                                   attempts=attempts, logprobs=logprobs, cached_tokens=cached_pt), committed
-            self._attempt_failed(conn, idx, outage)
+            self._attempt_failed(conn, idx, outage, tally)
             tried.add(idx)
             if pool is not None and self._health.pick(order, tried) is not None:
-                self.usage.failovers += 1
+                tally.failovers += 1
                 log.debug("judge call failed on %s (%s); re-sent to another endpoint", conn.name, last_error)
                 continue
             if retries_left <= 0:
                 break
             retries_left -= 1
-            self.usage.retries += 1
+            tally.retries += 1
             wait = self._backoff(cfg.retries - retries_left - 1) if delay is None else min(delay, cfg.backoff_max)
             log.debug("judge call failed (%s); retry %d in %.2fs", last_error, cfg.retries - retries_left, wait)
             await asyncio.sleep(wait)
-        self.usage.errors += 1
-        self.usage.by_error[kind] = self.usage.by_error.get(kind, 0) + 1
+        tally.errors += 1
+        tally.by_error[kind] = tally.by_error.get(kind, 0) + 1
         return JudgeReply(key, None, error=f"gave up after {attempts} attempt(s): {last_error}",
                           attempts=attempts, error_kind=kind), None
 
-    def _attempt_failed(self, conn: _Connection, idx: int, outage: bool) -> None:
+    def _attempt_failed(self, conn: _Connection, idx: int, outage: bool, tally: UsageTally) -> None:
         if conn.name:
-            self.usage.count_endpoint(conn.name, "errors")
+            tally.count_endpoint(conn.name, "errors")
             self._health.failed(idx, outage)
 
 

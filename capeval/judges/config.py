@@ -46,7 +46,7 @@ JUDGE_SIMPLE_OPTIONS: dict[str, tuple[str, type]] = {
     "judge_http": ("http", str), "judge_headers": ("headers", str),
 }
 JUDGE_OPTION_KEYS = frozenset(JUDGE_SIMPLE_OPTIONS) | {"judge_cache", "cache_dir", "cache", "refresh_cache",
-                                                        "judge_endpoints", "judge_scoring"}
+                                                        "judge_endpoints", "judge_scoring", "judge_schedule"}
 
 
 def check_base_url(url: str, api_key_env: str = DEFAULT_API_KEY_ENV) -> None:

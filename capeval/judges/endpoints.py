@@ -14,10 +14,12 @@ File format (one line per field; ``endpoints`` may also be the whole document as
         tpm: 200000
 
 Routing is deterministic: a request goes first to the endpoint that wins weighted rendezvous hashing on its
-cache key (which covers the metric's prompt template, the sample's captions and the seed) with each
-endpoint's concurrency as its weight, so a rerun sends the same request to the same place and load follows
-capacity. When that endpoint fails or stops answering, the request is re-sent to the next endpoint in the
-same key's order, and the failing endpoint is skipped for a cooldown. Every endpoint must serve the same
+prefix group when it has one (the requests sharing a prompt prefix, e.g. one image's captioners, so that
+prefix is evaluated on one server) and else on its cache key (which covers the metric's prompt template, the
+sample's captions and the seed), with each endpoint's concurrency as its weight, so a rerun sends the same
+request to the same place and load follows capacity. When that endpoint fails or stops answering, the
+request is re-sent to the next endpoint in the same order, and the failing endpoint is skipped for a
+cooldown. Every endpoint must serve the same
 model: the cache key and the signature use the pool's ``model``, so where a judgment was made never moves
 a score or a cache entry.
 """

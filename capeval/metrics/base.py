@@ -13,6 +13,7 @@ built from the options that can move a score.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -201,6 +202,13 @@ class Metric:
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release what :meth:`setup` acquired."""
+
+    def prefetch(self, batches: Sequence[Batch], context: Any, seed: int = 0) -> int:
+        """Optional hook: start, as one schedule, the work the :meth:`statistics` calls of these captioners'
+        batches will need with this seed (a judge metric sends one image's captioners back to back); the run
+        calls it before those calls, which then return exactly what they would without it. Returns how many
+        units of work were started (0: nothing to do)."""
+        return 0
 
     def statistics(self, batch: Batch, context: Any, seed: int = 0) -> MetricStatistics:
         """Per-sample statistics and values of one captioner's batch (every metric implements it).

@@ -81,10 +81,14 @@ class Clair(JudgeMetric):
         'Reply again with only a JSON object such as {"score": 50, "reason": "..."}: "score" is a number '
         "from 0 to 100 and \"reason\" is a short string.")
 
+    def judge_requests(self, batch: Batch, context: Any, seed: int) -> list[JudgeRequest]:
+        """One request per candidate; an image's requests (same references) share a prefix group."""
+        return clair_requests(self.template, batch.candidates, batch.references, seed, self.scoring,
+                              reference_groups(batch.references))
+
     def statistics(self, batch: Batch, context: Any, seed: int = 0) -> MetricStatistics:
         """Judge every candidate of the batch with this seed."""
-        requests = clair_requests(self.template, batch.candidates, batch.references, seed, self.scoring,
-                                  reference_groups(batch.references))
+        requests = self.judge_requests(batch, context, seed)
         if self.scoring == "likelihood":
             judged = self.ask_likelihood(requests, expected_score)
             values = clair_likelihood_values(judged)

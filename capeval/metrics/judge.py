@@ -21,7 +21,7 @@ from capeval.judges.logprobs import TOP_LOGPROBS
 from capeval.judges.parsing import Verdict, retry_request
 from capeval.judges.protocol import JudgeRequest
 from capeval.judges.templates import JudgeTemplate, load_template
-from capeval.metrics.base import Availability, Metric
+from capeval.metrics.base import Availability, Batch, Metric
 
 log = logging.getLogger("capeval")
 
@@ -97,6 +97,18 @@ def scoring_mode(options: dict[str, Any]) -> str:
     mode = str(options.get("judge_scoring") or "generate").strip().lower()
     if mode not in SCORING_MODES:
         raise CapevalError(f"judge_scoring must be one of {', '.join(SCORING_MODES)}, got {mode!r}")
+    return mode
+
+
+SCHEDULES = ("image", "captioner")
+
+
+def schedule_mode(options: dict[str, Any]) -> str:
+    """``judge_schedule`` from the options: ``image`` (default: a run's captioners of one image are sent back
+    to back) or ``captioner`` (one captioner's batch after another). It moves no score."""
+    mode = str(options.get("judge_schedule") or "image").strip().lower()
+    if mode not in SCHEDULES:
+        raise CapevalError(f"judge_schedule must be one of {', '.join(SCHEDULES)}, got {mode!r}")
     return mode
 
 
@@ -184,6 +196,37 @@ class JudgeMetric(Metric):
         if self.judge is not None:
             self.judge.close()
             self.judge = None
+
+    def judge_requests(self, batch: Batch, context: Any, seed: int) -> list[JudgeRequest] | None:
+        """The requests :meth:`statistics` sends first for this batch and seed, as it builds them (None: the
+        metric can't tell in advance, so it is not prefetched)."""
+        return None
+
+    def prefetch(self, batches: Sequence[Batch], context: Any, seed: int = 0) -> int:
+        """Send the first requests of several captioners' batches now as one schedule: the requests of one
+        image (one prefix group) for every captioner back to back, to one endpoint, so a prefix-caching
+        server evaluates the image's shared prompt once. The :meth:`statistics` calls that follow receive
+        these replies, and count their usage, exactly as if they had sent them (:meth:`Judge.prefetch`).
+        ``--option judge_schedule=captioner`` turns it off (one captioner after another, as before)."""
+        schedule = schedule_mode(self.options)
+        if schedule == "captioner" or len(batches) < 2:
+            return 0
+        requests: list[JudgeRequest] = []
+        for batch in batches:  # captioner-major; the judge sends each prefix group as one unit, image by image
+            reqs = self.judge_requests(batch, context, seed)
+            if reqs is None:
+                return 0
+            requests.extend(reqs)
+        return self.prefetch_requests(requests)
+
+    def prefetch_requests(self, requests: Sequence[JudgeRequest]) -> int:
+        """:meth:`Judge.prefetch` of requests as :meth:`ask` / :meth:`ask_likelihood` would send them."""
+        if self.judge is None:
+            self.setup(None)
+        assert self.judge is not None
+        if self.scoring == "likelihood":
+            requests = [likelihood_request(r) for r in requests]
+        return self.judge.prefetch(requests)
 
     def ask(self, requests: Sequence[JudgeRequest], parse: Callable[[str | None], Verdict]) -> list[Judged]:
         """Send the requests, parse each reply, send one follow-up for each unreadable reply, parse again."""

@@ -10,6 +10,7 @@ score as one digit 1-5 and ``mllm_judge`` is its expected value under the first 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -20,7 +21,7 @@ from capeval.judges.parsing import Verdict, json_schema_format, parse_score
 from capeval.judges.protocol import JudgeRequest
 from capeval.judges.templates import JudgeTemplate
 from capeval.metrics.base import Batch, MetricStatistics
-from capeval.metrics.judge import Judged, JudgeMetric, detail_text
+from capeval.metrics.judge import Judged, JudgeMetric, detail_text, schedule_mode
 
 CRITERIA = ("accuracy", "completeness", "hallucination", "detail")
 SCALE = (1.0, 5.0)
@@ -92,6 +93,27 @@ class MLLMJudge(JudgeMetric):
         """Open the judge and the image lookup."""
         super().setup(context)
         self.images = ImageResolver(self.options.get("images"))
+
+    def prefetch(self, batches: Sequence[Batch], context: Any, seed: int = 0) -> int:
+        """Send every captioner's requests for one image back to back (see :meth:`JudgeMetric.prefetch`),
+        CHUNK images at a time so that only one chunk's encoded images are held at once."""
+        if schedule_mode(self.options) == "captioner" or len(batches) < 2:
+            return 0
+        if not hasattr(self, "images"):
+            self.images = ImageResolver(self.options.get("images"))
+        order = list(dict.fromkeys(sid for batch in batches for sid in batch.sample_ids))
+        sent = 0
+        for start in range(0, len(order), CHUNK):
+            chunk = set(order[start:start + CHUNK])
+            reqs: list[JudgeRequest] = []
+            for batch in batches:
+                given = batch.images or [None] * len(batch)
+                picked = [k for k, sid in enumerate(batch.sample_ids) if sid in chunk]
+                urls = [self.images.data_url(batch.sample_ids[k], given[k]) for k in picked]
+                reqs.extend(mllm_requests(self.template, [batch.candidates[k] for k in picked],
+                                          [batch.references[k] for k in picked], urls, seed, self.scoring, urls))
+            sent += self.prefetch_requests(reqs)
+        return sent
 
     def statistics(self, batch: Batch, context: Any, seed: int = 0) -> MetricStatistics:
         """Grade every caption of the batch with this seed."""

@@ -14,6 +14,7 @@ averaged over the two orders and its score 100 x (win - loss).
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -25,7 +26,7 @@ from capeval.judges.parsing import Verdict, json_schema_format, parse_choice
 from capeval.judges.protocol import JudgeRequest
 from capeval.judges.templates import JudgeTemplate
 from capeval.metrics.base import Batch, MetricStatistics
-from capeval.metrics.judge import Judged, JudgeMetric
+from capeval.metrics.judge import Judged, JudgeMetric, schedule_mode
 
 log = logging.getLogger("capeval")
 
@@ -145,6 +146,34 @@ class Pairwise(JudgeMetric):
             raise CapevalError(f"pairwise_baseline {chosen!r} is not a captioner of this run "
                                f"({', '.join(names)})")
         return str(chosen)
+
+    def prefetch(self, batches: Sequence[Batch], context: Any, seed: int = 0) -> int:
+        """Send every compared captioner's two requests for one image back to back (see
+        :meth:`JudgeMetric.prefetch`), CHUNK images at a time."""
+        baseline = self._baseline(context)
+        batches = [b for b in batches if b.captioner != baseline]
+        if schedule_mode(self.options) == "captioner" or len(batches) < 2:
+            return 0
+        base_caps = context.dataset.candidates[baseline]
+        images = None
+        if self.use_image:
+            if getattr(self, "_images", None) is None:
+                self._images = ImageResolver(self.options.get("images"))
+            images = self._images
+        order = list(dict.fromkeys(sid for b in batches for sid in b.sample_ids if sid in base_caps))
+        sent = 0
+        for start in range(0, len(order), CHUNK):
+            chunk = set(order[start:start + CHUNK])
+            reqs: list[JudgeRequest] = []
+            for b in batches:
+                given = b.images or [None] * len(b)
+                for i, sid in enumerate(b.sample_ids):
+                    if sid in chunk:
+                        image = images.data_url(sid, given[i]) if images is not None else None
+                        reqs.extend(pair_requests(self.template, b.candidates[i], base_caps[sid],
+                                                  b.references[i], image, seed, self.scoring, sid))
+            sent += self.prefetch_requests(reqs)
+        return sent
 
     def statistics(self, batch: Batch, context: Any, seed: int = 0) -> MetricStatistics:
         """Compare each caption of the batch with the baseline's caption of the same image, both orders."""
