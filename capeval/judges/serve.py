@@ -90,6 +90,9 @@ class LocalJudgeServer:
         p.cpuparams.n_threads = self.threads
         p.cpuparams_batch.n_threads = self.threads
         p.verbosity = -1
+        # a full-size cache for sliding-window attention layers (Gemma 3): without it llama.cpp cannot reuse a
+        # cached prompt prefix for such a model and evaluates every prompt whole; no effect on other models
+        p.swa_full = True
         try:
             self._server = xlc.Server(p)
         except Exception as exc:  # noqa: BLE001 - xllamacpp raises plain exceptions
