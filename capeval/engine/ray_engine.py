@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from capeval.engine.ray_setup import EngineError, start_ray, stop_ray
-from capeval.engine.shards import Piece, Shard, local_torch_threads, merge_counts, shard_rule, split
+from capeval.engine.shards import Piece, Shard, cider_totals, local_torch_threads, shard_rule, split
 from capeval.errors import CapevalError
 from capeval.io.align import Dataset
 from capeval.metrics.base import Metric, MetricStatistics
@@ -134,9 +134,7 @@ def score_on_ray(dataset: Dataset, metrics: list[Metric], seeds: int, options: d
         cider_values: dict[str, list[dict[str, np.ndarray]]] = {}
         cider = [m for m in metrics if shard_rule(m) == "cider"]
         if cider:
-            caps = dataset.captioners
-            df = {cap: merge_counts([f["cider_df"][cap] for f in firsts if cap in f["cider_df"]]) for cap in caps}
-            docs = {cap: sum(f["cider_docs"].get(cap, 0) for f in firsts) for cap in caps}
+            df, docs = cider_totals(firsts, dataset.captioners)
             df_ref = ray.put(df)
             seconds = _get(ray, [actors[owner[k]].cider.remote(stored[k], df_ref, docs) for k in range(len(shards))])
             cider_values[cider[0].name] = seconds
