@@ -212,3 +212,35 @@ def _my_ray_workers() -> list[int]:
                     found.append(pid)
                     break
     return found
+
+
+@pytest.mark.java
+def test_shards_use_the_runs_tokenisation_where_ptb_depends_on_the_next_caption():
+    """PTB keeps 't.' of 'a ha t.' unless the next line of its batch starts upper-case: shards tokenised alone
+    would score it differently from a local run; with the run's tokens (as --engine ray sends them) they don't."""
+    from capeval.api import build_metrics
+    from capeval.context import RunContext
+    from capeval.engine.ray_engine import _join
+    from capeval.engine.shards import ShardWorker, cider_totals, with_tokens
+
+    refs = {"0": ["a cat on a mat", "a ha t."], "1": ["A dog runs.", "a dog runs on grass"],
+            "2": ["a red bus", "A bus on a road."]}
+    systems = {"s": {"0": "a ha t", "1": "a dog runs", "2": "a bus"}}
+    names = ["bleu", "cider"]
+    local = capeval.evaluate(refs, systems, names)
+    data = capeval.api.align(*_caption_files(refs, systems))
+    run_tokens = {"ptb": RunContext(data, {}).tokenized("ptb")}
+    assert run_tokens["ptb"]["a ha t."] == "a ha t"
+
+    def sharded(tokens):
+        shards = [with_tokens(s, tokens) for s in split(data, 3)]
+        worker = ShardWorker(names, {}, 1)
+        firsts = [worker.run(s) for s in shards]
+        df, docs = cider_totals(firsts, data.captioners)
+        seconds = [worker.cider(s, df, docs) for s in shards]
+        worker.close()
+        return _join(data, build_metrics(names, {}), 1, firsts, {"cider": seconds})
+
+    want = local.samples.query("metric == 'cider'")["value"].to_numpy()
+    assert np.array_equal(sharded(run_tokens)[("cider", "s", 0)].values["cider"], want)
+    assert not np.array_equal(sharded({})[("cider", "s", 0)].values["cider"], want)

@@ -65,16 +65,30 @@ def shard_rule(metric: Metric) -> str:
 
 @dataclass
 class Shard:
-    """The inputs of one shard: aligned, normalised captions of its samples."""
+    """The inputs of one shard: aligned, normalised captions of its samples, and tokenisations of them made
+    over the whole run (the PTB tokenizer's output for a caption can depend on the caption after it in its
+    batch, so a shard tokenised alone could differ from a local run)."""
 
     index: int
     references: dict[str, list[str]]
     candidates: dict[str, dict[str, str]]
     images: dict[str, str] = field(default_factory=dict)
+    tokenized: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def dataset(self) -> Dataset:
         """The shard as a :class:`Dataset` (already validated by the driver)."""
         return Dataset(references=self.references, candidates=self.candidates, images=self.images)
+
+
+def with_tokens(shard: Shard, tokenized: dict[str, dict[str, str]]) -> Shard:
+    """The shard with the part of the run's tokenisations (``{tokenizer: {caption: tokens}}``) it uses."""
+    texts = {"": None}
+    for refs in shard.references.values():
+        texts.update(dict.fromkeys(refs))
+    for cands in shard.candidates.values():
+        texts.update(dict.fromkeys(cands.values()))
+    shard.tokenized = {name: {t: tok[t] for t in texts if t in tok} for name, tok in tokenized.items()}
+    return shard
 
 
 def split(dataset: Dataset, n_shards: int) -> list[Shard]:
@@ -188,6 +202,7 @@ class ShardWorker:
         dataset = shard.dataset()
         context = RunContext(dataset, self.options)
         context.shared = self.shared  # one dict per worker: models and clients are loaded once
+        context.merge_tokenized(shard.tokenized)  # the run's tokenisation, as a local run has it
         if names is None:
             names = [m.name for m in self.metrics if self.rules[m.name] != "whole"]
         metrics = [m for m in self.metrics if m.name in names]
@@ -213,7 +228,7 @@ class ShardWorker:
                     pieces[(metric.name, cap, seed)] = Piece(
                         {k: np.asarray(v, dtype=float) for k, v in st.values.items()}, dict(st.failures),
                         dict(st.details), dict(st.usage), table=st.table.reset_index(drop=True))
-        out["tokenized"] = {name: dict(tok) for name, tok in context._tokenized.items()}
+        out["tokenized"] = {name: dict(tok) for name, tok in context._tokenized.items() if name not in shard.tokenized}
         return out
 
     def _cider_first(self, metric: Metric, index: int, batch: Batch, context: Any) -> tuple[Piece, Any]:
@@ -257,7 +272,9 @@ class ShardWorker:
                 if tok is None:
                     from capeval.context import RunContext
 
-                    tok = RunContext(dataset, self.options).tokenized("ptb")
+                    context = RunContext(dataset, self.options)
+                    context.merge_tokenized(shard.tokenized)
+                    tok = context.tokenized("ptb")
                 cands = [tok[dataset.candidates[cap][i]] for i in ids]
                 refs = [[tok[r] for r in dataset.references[i]] for i in ids]
                 if native:
