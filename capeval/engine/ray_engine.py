@@ -4,9 +4,12 @@ Each actor is a :class:`capeval.engine.shards.ShardWorker` (one CPU): it builds 
 once, so models load once per worker and each worker has one METEOR JVM. Shards are contiguous ranges of the
 samples, at most ``SHARD_SAMPLES`` each, dealt to the actors in turn. The driver joins per-sample values in
 sample order and computes every corpus score from the joined statistics; CIDEr-D takes a second pass with the
-document frequencies of the whole reference set. Judge metrics share one cache writer (an actor on the
-driver's machine, :mod:`capeval.engine.cache_service`). The tables handed back are the ones the local
-engine builds, so the run directory is the same; only ``manifest.engine`` says where it ran.
+document frequencies of the whole reference set. Captions are PTB-tokenised once on the driver (while Ray
+starts), as a local run tokenises them, and each shard gets its part: the PTB tokenizer's output for a caption
+can depend on the next caption of its batch, so shards tokenised alone could score differently. Judge metrics
+share one cache writer (an actor on the driver's machine, :mod:`capeval.engine.cache_service`). The tables
+handed back are the ones the local engine builds, so the run directory is the same; only ``manifest.engine``
+says where it ran.
 """
 
 from __future__ import annotations
