@@ -28,7 +28,7 @@ import numpy as np
 import pyarrow as pa
 
 from capeval.api import build_metrics
-from capeval.engine.shards import Shard, cider_doc_counts, merge_counts, shard_rule
+from capeval.engine.shards import Shard, cider_doc_counts, merge_counts, merge_frequencies, shard_rule
 from capeval.errors import InputError
 from capeval.filters import KeepFilter, check_columns, parse_keep
 from capeval.io.chunks import DEFAULT_CHUNK_ROWS, Fields, iter_chunks, pick_fields, schema_of
@@ -86,21 +86,29 @@ def _chunk_inputs(table: pa.Table, offset: int, fields: Fields, ref_map: dict[st
     return row_ids, candidates, references
 
 
-def _cider_frequencies(path: str, rows: int, fields: Fields, ref_map, need_refs: bool) -> tuple[dict, int]:
-    """First pass for CIDEr-D: document frequencies over every row's references."""
+def _cider_frequencies(path: str, rows: int, fields: Fields, ref_map, need_refs: bool,
+                       native: bool = True) -> tuple[Any, int]:
+    """First pass for CIDEr-D: document frequencies over every row's references (native
+    :class:`~capeval.metrics.native.ngram_keys.DocCounts`, or pycocoevalcap's n-gram tuples when not ``native``)."""
+    from capeval.metrics.native import encode
+    from capeval.metrics.native.ngram_keys import DocCounts
     from capeval.tokenizers.ptb import tokenize_ptb
 
-    parts: list[Counter] = []
+    parts: list[Any] = []
     docs = 0
     for offset, table in iter_chunks(path, rows):
         _, _, references = _chunk_inputs(table.select([c for c in {fields.text, fields.refs, fields.id} if c]),
                                          offset, fields, ref_map, need_refs, path)
         tok = tokenize_ptb({r: None for refs in references.values() for r in refs})
-        parts.append(cider_doc_counts([[tok[r] for r in refs] for refs in references.values()]))
+        refs_tokens = [[tok[r] for r in refs] for refs in references.values()]
+        if native:
+            parts.append(DocCounts.of_table(encode([""] * len(refs_tokens), refs_tokens)))
+        else:
+            parts.append(cider_doc_counts(refs_tokens))
         docs += len(references)
         if len(parts) > 8:
-            parts = [Counter(merge_counts(parts))]
-    return merge_counts(parts), docs
+            parts = [merge_frequencies(parts) if native else Counter(merge_counts(parts))]
+    return merge_frequencies(parts), docs
 
 
 class _LocalRunner:
@@ -233,8 +241,10 @@ def annotate(
     if keep_filter is not None:
         check_columns(keep_filter, [*schema.names, *outputs])
     cider = None
-    if any(shard_rule(m) == "cider" for m in metric_objs):
-        cider = _cider_frequencies(path, chunk_rows, fields, ref_map, need_refs)
+    cider_metric = next((m for m in metric_objs if shard_rule(m) == "cider"), None)
+    if cider_metric is not None:
+        cider = _cider_frequencies(path, chunk_rows, fields, ref_map, need_refs,
+                                   native=getattr(cider_metric, "impl", "native") == "native")
 
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -284,3 +284,23 @@ def test_squares_equal_the_c_librarys_pow_bit_for_bit():
     got = squares_as_pow(values)
     assert got.tobytes() == expected.tobytes()
     assert (values * values != expected).sum() > 100  # the case this guards: pow is not always v * v
+
+
+@pytest.mark.java
+@pytest.mark.parametrize("system", THUMB_SYSTEMS[:2])
+def test_sharded_cider_with_whole_run_frequencies_equals_pycocoevalcap_on_thumb(coco_corpora, ptb_tokens, system):
+    """Three shards scored natively under their summed document counts give pycocoevalcap's whole-run numbers;
+    each shard's own frequencies would not."""
+    from capeval.metrics.native.ngram_keys import DocCounts, ngram_keys
+
+    cands, refs = _tokenised(coco_corpora, ptb_tokens, f"thumb/{system}")
+    want = pycocoevalcap_scores(cands, refs)["cider"][1]
+    tables = [encode(cands[a:b], refs[a:b]) for a, b in ((0, 150), (150, 380), (380, 500))]
+    keys = [ngram_keys(t) for t in tables]
+    total = DocCounts.merge([DocCounts.of_table(t, k) for t, k in zip(tables, keys, strict=True)])
+    assert total.n_docs == 500
+    got = np.concatenate([cider_d(t, df=total.lookup(k), n_docs=total.n_docs)
+                          for t, k in zip(tables, keys, strict=True)])
+    assert np.array_equal(got, want)
+    own = np.concatenate([cider_d(t) for t in tables])
+    assert np.abs(own - want).max() > 1e-3

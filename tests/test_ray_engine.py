@@ -91,29 +91,31 @@ def test_metrics_that_cannot_be_sharded_are_refused():
 
 
 @pytest.mark.java
-def test_shard_workers_without_ray_equal_one_run(thumb):
-    """The shard arithmetic alone (no Ray): two shards joined equal one local run, bit for bit."""
+@pytest.mark.parametrize("impl", ["native", "pycocoevalcap"])
+def test_shard_workers_without_ray_equal_one_run(thumb, impl):
+    """The shard arithmetic alone (no Ray): three shards joined equal one local run, bit for bit."""
     from capeval.api import build_metrics
     from capeval.engine.ray_engine import _join
-    from capeval.engine.shards import ShardWorker, merge_counts
+    from capeval.engine.shards import ShardWorker, cider_totals
 
     refs, systems = thumb
     ids = list(refs)[:90]
     refs = {i: refs[i] for i in ids}
     systems = {name: {i: c[i] for i in ids[k:]} for k, (name, c) in enumerate(list(systems.items())[:2])}
     names = ["bleu", "rouge_l", "cider"]
-    local = capeval.evaluate(refs, systems, names)
+    options = {"coco_impl": impl}
+    local = capeval.evaluate(refs, systems, names, options=options)
     data = capeval.api.align(*_caption_files(refs, systems))
     shards = split(data, 3)
-    worker = ShardWorker(names, {}, 1)
+    worker = ShardWorker(names, options, 1)
     firsts = [worker.run(s) for s in shards]
-    df = {cap: merge_counts([f["cider_df"][cap] for f in firsts if cap in f["cider_df"]]) for cap in systems}
-    docs = {cap: sum(f["cider_docs"].get(cap, 0) for f in firsts) for cap in systems}
-    worker._cider_tokens.pop(1)  # as if the worker had been restarted between the passes
+    df, docs = cider_totals(firsts, data.captioners)
+    assert docs == {cap: len(data.ids_for(cap)) for cap in systems}
+    worker._cider_state.pop(1)  # as if the worker had been restarted between the passes
     seconds = [worker.cider(s, df, docs) for s in shards]
     worker.close()
-    outputs = _join(data, build_metrics(names, {}), 1, firsts, {"cider": seconds})
-    metrics = {m.name: m for m in build_metrics(names, {})}
+    outputs = _join(data, build_metrics(names, options), 1, firsts, {"cider": seconds})
+    metrics = {m.name: m for m in build_metrics(names, options)}
     for (metric, cap, _seed), out in outputs.items():
         ids_cap = data.ids_for(cap)
         aggregated = metrics[metric].aggregate(out.table)
@@ -210,3 +212,35 @@ def _my_ray_workers() -> list[int]:
                     found.append(pid)
                     break
     return found
+
+
+@pytest.mark.java
+def test_shards_use_the_runs_tokenisation_where_ptb_depends_on_the_next_caption():
+    """PTB keeps 't.' of 'a ha t.' unless the next line of its batch starts upper-case: shards tokenised alone
+    would score it differently from a local run; with the run's tokens (as --engine ray sends them) they don't."""
+    from capeval.api import build_metrics
+    from capeval.context import RunContext
+    from capeval.engine.ray_engine import _join
+    from capeval.engine.shards import ShardWorker, cider_totals, with_tokens
+
+    refs = {"0": ["a cat on a mat", "a ha t."], "1": ["A dog runs.", "a dog runs on grass"],
+            "2": ["a red bus", "A bus on a road."]}
+    systems = {"s": {"0": "a ha t", "1": "a dog runs", "2": "a bus"}}
+    names = ["bleu", "cider"]
+    local = capeval.evaluate(refs, systems, names)
+    data = capeval.api.align(*_caption_files(refs, systems))
+    run_tokens = {"ptb": RunContext(data, {}).tokenized("ptb")}
+    assert run_tokens["ptb"]["a ha t."] == "a ha t"
+
+    def sharded(tokens):
+        shards = [with_tokens(s, tokens) for s in split(data, 3)]
+        worker = ShardWorker(names, {}, 1)
+        firsts = [worker.run(s) for s in shards]
+        df, docs = cider_totals(firsts, data.captioners)
+        seconds = [worker.cider(s, df, docs) for s in shards]
+        worker.close()
+        return _join(data, build_metrics(names, {}), 1, firsts, {"cider": seconds})
+
+    want = local.samples.query("metric == 'cider'")["value"].to_numpy()
+    assert np.array_equal(sharded(run_tokens)[("cider", "s", 0)].values["cider"], want)
+    assert not np.array_equal(sharded({})[("cider", "s", 0)].values["cider"], want)

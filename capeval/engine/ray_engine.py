@@ -4,9 +4,12 @@ Each actor is a :class:`capeval.engine.shards.ShardWorker` (one CPU): it builds 
 once, so models load once per worker and each worker has one METEOR JVM. Shards are contiguous ranges of the
 samples, at most ``SHARD_SAMPLES`` each, dealt to the actors in turn. The driver joins per-sample values in
 sample order and computes every corpus score from the joined statistics; CIDEr-D takes a second pass with the
-document frequencies of the whole reference set. Judge metrics share one cache writer (an actor on the
-driver's machine, :mod:`capeval.engine.cache_service`). The tables handed back are the ones the local
-engine builds, so the run directory is the same; only ``manifest.engine`` says where it ran.
+document frequencies of the whole reference set. Captions are PTB-tokenised once on the driver (while Ray
+starts), as a local run tokenises them, and each shard gets its part: the PTB tokenizer's output for a caption
+can depend on the next caption of its batch, so shards tokenised alone could score differently. Judge metrics
+share one cache writer (an actor on the driver's machine, :mod:`capeval.engine.cache_service`). The tables
+handed back are the ones the local engine builds, so the run directory is the same; only ``manifest.engine``
+says where it ran.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from capeval.engine.ray_setup import EngineError, start_ray, stop_ray
-from capeval.engine.shards import Piece, Shard, local_torch_threads, merge_counts, shard_rule, split
+from capeval.engine.shards import Piece, Shard, cider_totals, local_torch_threads, shard_rule, split, with_tokens
 from capeval.errors import CapevalError
 from capeval.io.align import Dataset
 from capeval.metrics.base import Metric, MetricStatistics
@@ -73,6 +76,23 @@ def _judge_cache_actor(ray: Any, metrics: list[Metric], options: dict[str, Any])
     return actor, path
 
 
+def _tokenize_in_background(dataset: Dataset, metrics: list[Metric], options: dict[str, Any]) -> Any:
+    """A future of the run's PTB tokenisation when a COCO metric needs it (None otherwise): made once over the
+    whole run, in the local engine's order, so every shard's tokens are the local run's."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from capeval.context import RunContext
+    from capeval.metrics.coco import _CocoMetric
+
+    if not any(isinstance(m, _CocoMetric) for m in metrics):
+        return None
+    context = RunContext(dataset, options)
+    pool = ThreadPoolExecutor(max_workers=1)
+    future = pool.submit(lambda: {"ptb": context.tokenized("ptb")})
+    pool.shutdown(wait=False)
+    return future
+
+
 def _get(ray: Any, refs: Any) -> Any:
     """ray.get with a worker's capeval error surfacing as itself (one line), not as a Ray traceback."""
     try:
@@ -93,6 +113,7 @@ def score_on_ray(dataset: Dataset, metrics: list[Metric], seeds: int, options: d
         shard_rule(metric)  # refuse what can't be sharded before starting anything
     if workers is not None and workers < 1:
         raise EngineError(f"--workers must be >= 1, got {workers}")
+    tokenizing = _tokenize_in_background(dataset, metrics, options)  # the JVM works while Ray starts
     session = start_ray(address, num_cpus=workers)
     import ray
 
@@ -125,7 +146,8 @@ def score_on_ray(dataset: Dataset, metrics: list[Metric], seeds: int, options: d
         whole = [m.name for m in metrics if shard_rule(m) == "whole"]
         everything = Shard(-1, dataset.references, dataset.candidates, dataset.images)
         whole_refs = [actors[j % n_workers].run.remote(everything, [name]) for j, name in enumerate(whole)]
-        stored = [ray.put(s) for s in shards]  # sent once, read by both passes
+        run_tokens = tokenizing.result() if tokenizing is not None else {}
+        stored = [ray.put(with_tokens(s, run_tokens)) for s in shards]  # sent once, read by both passes
         shard_refs = [actors[owner[k]].run.remote(stored[k]) for k in range(len(shards))]
         firsts = _get(ray, shard_refs)
         for name, out in zip(whole, _get(ray, whole_refs), strict=True):
@@ -134,14 +156,12 @@ def score_on_ray(dataset: Dataset, metrics: list[Metric], seeds: int, options: d
         cider_values: dict[str, list[dict[str, np.ndarray]]] = {}
         cider = [m for m in metrics if shard_rule(m) == "cider"]
         if cider:
-            caps = dataset.captioners
-            df = {cap: merge_counts([f["cider_df"][cap] for f in firsts if cap in f["cider_df"]]) for cap in caps}
-            docs = {cap: sum(f["cider_docs"].get(cap, 0) for f in firsts) for cap in caps}
+            df, docs = cider_totals(firsts, dataset.captioners)
             df_ref = ray.put(df)
             seconds = _get(ray, [actors[owner[k]].cider.remote(stored[k], df_ref, docs) for k in range(len(shards))])
             cider_values[cider[0].name] = seconds
         outputs = _join(dataset, metrics, seeds, firsts, cider_values)
-        tokenized: dict[str, dict[str, str]] = {}
+        tokenized: dict[str, dict[str, str]] = {name: dict(tok) for name, tok in run_tokens.items()}
         for f in firsts:
             for name, tok in f.get("tokenized", {}).items():
                 tokenized.setdefault(name, {}).update(tok)

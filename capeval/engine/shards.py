@@ -20,7 +20,11 @@ statistics tables and values and calls the metric's ``aggregate`` on the whole t
 * ``cider``: the corpus value's rule (``cider-d``) reads the whole table; per-sample values take a second
   pass: the first returns each captioner's reference n-gram document counts, the driver sums them over all
   shards (the document frequencies of the whole reference set, as a local run has them), the second scores
-  the shard's samples with pycocoevalcap's own CIDEr-D arithmetic under those totals.
+  the shard's samples under those totals. With the native kernels (the default) the first pass builds the
+  shard's n-gram table, kept for the second, and its counts travel as numpy arrays keyed by each n-gram's
+  words (:mod:`capeval.metrics.native.ngram_keys`); the second runs the native CIDEr-D kernel with the whole
+  run's frequencies. With ``coco_impl=pycocoevalcap`` the counts are a Counter of n-gram tuples and the second
+  pass runs pycocoevalcap's own CIDEr-D arithmetic.
 
 A metric whose per-sample value depends on other samples in a way not listed here (pairwise comparison
 against another captioner, proxy QA's ratio) is refused with a one-line error.
@@ -61,16 +65,30 @@ def shard_rule(metric: Metric) -> str:
 
 @dataclass
 class Shard:
-    """The inputs of one shard: aligned, normalised captions of its samples."""
+    """The inputs of one shard: aligned, normalised captions of its samples, and tokenisations of them made
+    over the whole run (the PTB tokenizer's output for a caption can depend on the caption after it in its
+    batch, so a shard tokenised alone could differ from a local run)."""
 
     index: int
     references: dict[str, list[str]]
     candidates: dict[str, dict[str, str]]
     images: dict[str, str] = field(default_factory=dict)
+    tokenized: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def dataset(self) -> Dataset:
         """The shard as a :class:`Dataset` (already validated by the driver)."""
         return Dataset(references=self.references, candidates=self.candidates, images=self.images)
+
+
+def with_tokens(shard: Shard, tokenized: dict[str, dict[str, str]]) -> Shard:
+    """The shard with the part of the run's tokenisations (``{tokenizer: {caption: tokens}}``) it uses."""
+    texts = {"": None}
+    for refs in shard.references.values():
+        texts.update(dict.fromkeys(refs))
+    for cands in shard.candidates.values():
+        texts.update(dict.fromkeys(cands.values()))
+    shard.tokenized = {name: {t: tok[t] for t in texts if t in tok} for name, tok in tokenized.items()}
+    return shard
 
 
 def split(dataset: Dataset, n_shards: int) -> list[Shard]:
@@ -129,6 +147,16 @@ def cider_doc_counts(refs_tokens: list[list[str]]) -> Counter:
     return counts
 
 
+def native_cider_values(table: Any, keys: np.ndarray, df: Any, n_docs: int) -> np.ndarray:
+    """Per-sample CIDEr-D of a shard's n-gram table (and its n-gram keys) under the whole run's document counts
+    (a :class:`~capeval.metrics.native.ngram_keys.DocCounts`) and sample count."""
+    from capeval.metrics.native import cider_d
+
+    if table.n_samples == 0:
+        return np.zeros(0)
+    return cider_d(table, df=df.lookup(keys), n_docs=n_docs)
+
+
 def cider_values(cands: list[str], refs: list[list[str]], df: dict, n_docs: int) -> np.ndarray:
     """Per-sample CIDEr-D of tokenised captions under given document frequencies."""
     scorer = _GlobalDfCider(df, n_docs)
@@ -151,7 +179,8 @@ class ShardWorker:
         self.shared = dict(shared or {})
         self.torch_threads = torch_threads
         self._set_up: set[str] = set()
-        self._cider_tokens: dict[int, dict[str, tuple[list[str], list[list[str]]]]] = {}
+        # per shard and captioner, what the second CIDEr-D pass needs: (n-gram table, keys) or (cands, refs)
+        self._cider_state: dict[int, dict[str, tuple[Any, Any]]] = {}
 
     def _setup(self, metric: Metric, context: Any) -> None:
         """Set a metric up the first time this worker uses it (a model or a METEOR JVM starts once per worker)."""
@@ -166,13 +195,14 @@ class ShardWorker:
 
     def run(self, shard: Shard, names: list[str] | None = None) -> dict[str, Any]:
         """First pass over a shard for the metrics ``names`` (default: every metric that is not ``whole``):
-        ``{"pieces": {(metric, cap, seed): Piece}, "cider_df": {cap: Counter}, "cider_docs": {cap: n},
-        "tokenized": {tokenizer: {caption: tokens}}}``."""
+        ``{"pieces": {(metric, cap, seed): Piece}, "cider_df": {cap: DocCounts or Counter}, "cider_docs":
+        {cap: n}, "tokenized": {tokenizer: {caption: tokens}}}`` (CIDEr-D's values come from :meth:`cider`)."""
         from capeval.context import RunContext
 
         dataset = shard.dataset()
         context = RunContext(dataset, self.options)
         context.shared = self.shared  # one dict per worker: models and clients are loaded once
+        context.merge_tokenized(shard.tokenized)  # the run's tokenisation, as a local run has it
         if names is None:
             names = [m.name for m in self.metrics if self.rules[m.name] != "whole"]
         metrics = [m for m in self.metrics if m.name in names]
@@ -188,37 +218,78 @@ class ShardWorker:
                     continue
                 batch = Batch(cap, ids, [dataset.candidates[cap][i] for i in ids],
                               [dataset.references[i] for i in ids], [dataset.images.get(i) for i in ids])
+                if rule == "cider":
+                    pieces[(metric.name, cap, 0)], out["cider_df"][cap] = self._cider_first(
+                        metric, shard.index, batch, context)
+                    out["cider_docs"][cap] = len(ids)
+                    continue
                 for seed in range(self.seeds) if metric.stochastic else (0,):
                     st = metric.statistics(batch, context, seed=seed)
                     pieces[(metric.name, cap, seed)] = Piece(
                         {k: np.asarray(v, dtype=float) for k, v in st.values.items()}, dict(st.failures),
                         dict(st.details), dict(st.usage), table=st.table.reset_index(drop=True))
-                if rule == "cider":
-                    tok = context.tokenized("ptb")
-                    cands = [tok[c] for c in batch.candidates]
-                    refs = [[tok[r] for r in rr] for rr in batch.references]
-                    out["cider_df"][cap] = cider_doc_counts(refs)
-                    out["cider_docs"][cap] = len(refs)
-                    self._cider_tokens.setdefault(shard.index, {})[cap] = (cands, refs)
-        out["tokenized"] = {name: dict(tok) for name, tok in context._tokenized.items()}
+        out["tokenized"] = {name: dict(tok) for name, tok in context._tokenized.items() if name not in shard.tokenized}
         return out
 
-    def cider(self, shard: Shard, df: dict[str, dict], docs: dict[str, int]) -> dict[str, np.ndarray]:
-        """Second pass: per-sample CIDEr-D of a shard under the whole run's frequencies (the tokens kept by
-        :meth:`run`, or tokenised again when this worker was restarted in between)."""
-        tokens = self._cider_tokens.pop(shard.index, None)
-        if tokens is None:
-            from capeval.context import RunContext
+    def _cider_first(self, metric: Metric, index: int, batch: Batch, context: Any) -> tuple[Piece, Any]:
+        """First CIDEr-D pass of one captioner on a shard: its statistics table (values to come from the second
+        pass) and its reference document counts; keeps what the second pass needs."""
+        from capeval.metrics.coco import _native_table, _tokenized, cider_statistics
 
-            dataset = shard.dataset()
-            tok = RunContext(dataset, self.options).tokenized("ptb")
-            tokens = {}
-            for cap in dataset.captioners:
-                ids = dataset.ids_for(cap)
-                if ids:
-                    tokens[cap] = ([tok[dataset.candidates[cap][i]] for i in ids],
-                                   [[tok[r] for r in dataset.references[i]] for i in ids])
-        return {cap: cider_values(cands, refs, df[cap], docs[cap]) for cap, (cands, refs) in tokens.items()}
+        cands, refs = _tokenized(batch, context)
+        pending = np.full(len(cands), np.nan)
+        piece = Piece({"cider": pending}, table=cider_statistics(cands, refs, pending))
+        if getattr(metric, "impl", "native") == "native":
+            from capeval.metrics.native.ngram_keys import DocCounts, ngram_keys
+
+            table = _native_table(batch, context)
+            keys = ngram_keys(table)
+            counts = DocCounts.of_table(table, keys)
+            self._cider_state.setdefault(index, {})[batch.captioner] = (table, keys)
+        else:
+            counts = cider_doc_counts(refs)
+            self._cider_state.setdefault(index, {})[batch.captioner] = (cands, refs)
+        return piece, counts
+
+    def cider(self, shard: Shard, df: dict[str, Any], docs: dict[str, int]) -> dict[str, np.ndarray]:
+        """Second pass: per-sample CIDEr-D of a shard under the whole run's frequencies ``df[cap]`` (native
+        :class:`~capeval.metrics.native.ngram_keys.DocCounts`, or a dict of n-gram tuples for pycocoevalcap's
+        arithmetic) and sample counts, from what :meth:`run` kept, or tokenised again when this worker was
+        restarted in between."""
+        from capeval.metrics.native.ngram_keys import DocCounts
+
+        kept = self._cider_state.pop(shard.index, {})
+        dataset = shard.dataset()
+        tok = None
+        out: dict[str, np.ndarray] = {}
+        for cap in dataset.captioners:
+            ids = dataset.ids_for(cap)
+            if not ids:
+                continue
+            native = isinstance(df[cap], DocCounts)
+            state = kept.get(cap)
+            if state is None or native != isinstance(state[1], np.ndarray):
+                if tok is None:
+                    from capeval.context import RunContext
+
+                    context = RunContext(dataset, self.options)
+                    context.merge_tokenized(shard.tokenized)
+                    tok = context.tokenized("ptb")
+                cands = [tok[dataset.candidates[cap][i]] for i in ids]
+                refs = [[tok[r] for r in dataset.references[i]] for i in ids]
+                if native:
+                    from capeval.metrics.native import encode
+                    from capeval.metrics.native.ngram_keys import ngram_keys
+
+                    table = encode(cands, refs)
+                    state = (table, ngram_keys(table))
+                else:
+                    state = (cands, refs)
+            if native:
+                out[cap] = native_cider_values(state[0], state[1], df[cap], docs[cap])
+            else:
+                out[cap] = cider_values(state[0], state[1], df[cap], docs[cap])
+        return out
 
     def peak_rss(self) -> int:
         """This worker process's peak resident memory in bytes (for benchmarks)."""
@@ -244,6 +315,22 @@ def local_torch_threads() -> int | None:
 
     _limit_torch_threads()
     return int(torch.get_num_threads())
+
+
+def cider_totals(firsts: list[dict[str, Any]], captioners: list[str]) -> tuple[dict[str, Any], dict[str, int]]:
+    """Per captioner, the whole run's CIDEr-D document counts and sample count from the shards' first passes."""
+    df = {cap: merge_frequencies([f["cider_df"][cap] for f in firsts if cap in f["cider_df"]]) for cap in captioners}
+    docs = {cap: sum(f["cider_docs"].get(cap, 0) for f in firsts) for cap in captioners}
+    return df, docs
+
+
+def merge_frequencies(parts: list[Any]) -> Any:
+    """The whole run's CIDEr-D document counts from the shards' (native arrays or pycocoevalcap Counters)."""
+    from capeval.metrics.native.ngram_keys import DocCounts
+
+    if parts and isinstance(parts[0], DocCounts):
+        return DocCounts.merge(parts)
+    return merge_counts(parts)
 
 
 def merge_counts(parts: list[Counter]) -> dict:

@@ -267,9 +267,14 @@ class CiderD(_CocoMetric):
             _, per_sample = Cider(n=4, sigma=6.0).compute_score(
                 {i: refs[i] for i in keys}, {i: [cands[i]] for i in keys})
             values = np.asarray(per_sample, dtype=float)
-        table = pd.DataFrame({"candidate": pd.Series(cands, dtype=object),
-                              "references": pd.Series(refs, dtype=object), "cider": values})
-        return MetricStatistics(list(batch.sample_ids), table, {"cider": values})
+        return MetricStatistics(list(batch.sample_ids), cider_statistics(cands, refs, values), {"cider": values})
+
+
+def cider_statistics(cands: list[str], refs: list[list[str]], values: np.ndarray) -> pd.DataFrame:
+    """CIDEr-D's per-sample statistics table (the ``cider-d`` rule's columns): tokenised candidate and
+    references of each sample, and its value."""
+    return pd.DataFrame({"candidate": pd.Series(cands, dtype=object),
+                         "references": pd.Series(refs, dtype=object), "cider": values})
 
 
 class Spice(_CocoMetric):

@@ -47,9 +47,10 @@ def document_frequency(table: NgramTable) -> np.ndarray:
     return df
 
 
-def idf(table: NgramTable, df: np.ndarray) -> np.ndarray:
-    """``ref_len - log(max(1, df))`` per n-gram, each log computed as CiderScorer computes it."""
-    ref_len = np.log(float(table.n_samples))
+def idf(table: NgramTable, df: np.ndarray, n_docs: int | None = None) -> np.ndarray:
+    """``ref_len - log(max(1, df))`` per n-gram, each log computed as CiderScorer computes it; ``ref_len`` is
+    ``log(n_docs)``, by default ``log`` of the table's sample count."""
+    ref_len = np.log(float(table.n_samples if n_docs is None else n_docs))
     present = np.flatnonzero(np.bincount(df))
     logs = np.zeros(len(present) and int(present[-1]) + 1, dtype=np.float64)
     for d in present.tolist():
@@ -105,8 +106,12 @@ def _penalties(delta: np.ndarray, sigma: float) -> np.ndarray:
     return table[inverse.reshape(-1)]
 
 
-def cider_d(table: NgramTable, sigma: float = SIGMA) -> np.ndarray:
+def cider_d(table: NgramTable, sigma: float = SIGMA, df: np.ndarray | None = None,
+            n_docs: int | None = None) -> np.ndarray:
     """Per-sample CIDEr-D (n = 4); the corpus score is ``np.mean`` of it, as in ``CiderScorer.compute_score``.
+
+    Document frequencies come from the table's references, unless given: ``df`` per n-gram id of the table
+    and ``n_docs`` documents (a shard of a run scored with the whole run's, see :mod:`.ngram_keys`).
 
     Example:
         >>> from capeval.metrics.native.ngrams import encode
@@ -117,7 +122,13 @@ def cider_d(table: NgramTable, sigma: float = SIGMA) -> np.ndarray:
     n = table.n_samples
     if n == 0:
         return np.zeros(0, dtype=np.float64)
-    weights = idf(table, document_frequency(table))
+    if (df is None) != (n_docs is None):
+        raise ValueError("give both df and n_docs, or neither")
+    if df is None:
+        df = document_frequency(table)
+    elif len(df) != table.n_grams:
+        raise ValueError(f"df has {len(df)} entries for {table.n_grams} n-grams")
+    weights = idf(table, np.asarray(df, dtype=np.int64), n_docs)
     norms = sentence_norms(table, weights)
     bigrams = np.maximum(table.lengths - 1, 0)
     n_refs = table.n_refs

@@ -181,9 +181,13 @@ def _tokenize(sentences: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndar
     return tokens, lengths, regular, vocab
 
 
-def _ngram_ids(tokens: np.ndarray, lengths: np.ndarray, n_vocab: int) -> tuple[list[np.ndarray], np.ndarray]:
+def _ngram_ids(tokens: np.ndarray, lengths: np.ndarray, n_vocab: int, prefixes: list[np.ndarray] | None = None
+               ) -> tuple[list[np.ndarray], np.ndarray]:
     """Per order ``k``, the global n-gram id of the order-``k`` n-gram starting at each token position
-    (-1 where the sentence ends too soon), and the first id of each order followed by the number of ids."""
+    (-1 where the sentence ends too soon), and the first id of each order followed by the number of ids.
+
+    With a ``prefixes`` list, appends per order ``k >= 1`` the key of each of its ids, in id order:
+    ``prefix * n_vocab + last token``, where ``prefix`` is the id of its first ``k`` tokens within order ``k-1``."""
     n_tok = len(tokens)
     sent_start = np.repeat(np.cumsum(lengths) - lengths, lengths)
     remaining = np.repeat(np.cumsum(lengths), lengths) - np.arange(n_tok, dtype=np.int64)  # tokens to the end
@@ -196,7 +200,12 @@ def _ngram_ids(tokens: np.ndarray, lengths: np.ndarray, n_vocab: int) -> tuple[l
         valid = remaining[positions] > k
         positions = positions[valid]
         keys = prev[valid] * np.int64(max(n_vocab, 1)) + tokens[positions + k]
-        prev, n_ids = dense_ids(keys)
+        if prefixes is None:
+            prev, n_ids = dense_ids(keys)
+        else:
+            codes, uniques = pd.factorize(keys)
+            prev, n_ids = codes.astype(np.int64, copy=False), len(uniques)
+            prefixes.append(np.asarray(uniques, dtype=np.int64))
         del keys
         ids = np.full(n_tok, -1, dtype=np.int32)
         ids[positions] = prev + offsets[-1]
