@@ -228,6 +228,13 @@ class JudgeMetric(Metric):
             requests = [likelihood_request(r) for r in requests]
         return self.judge.prefetch(requests)
 
+    def prefetch_in_chunks(self, order: Sequence[str], requests_of: Callable[[set[str]], list[JudgeRequest]],
+                           chunk: int = 256) -> int:
+        """:meth:`prefetch_requests` of ``requests_of(ids)`` for ``chunk`` sample ids of ``order`` at a time, so
+        that only one chunk's requests (and encoded images) are held at once."""
+        return sum(self.prefetch_requests(requests_of(set(order[start:start + chunk])))
+                   for start in range(0, len(order), chunk))
+
     def ask(self, requests: Sequence[JudgeRequest], parse: Callable[[str | None], Verdict]) -> list[Judged]:
         """Send the requests, parse each reply, send one follow-up for each unreadable reply, parse again."""
         if self.judge is None:

@@ -102,9 +102,8 @@ class MLLMJudge(JudgeMetric):
         if not hasattr(self, "images"):
             self.images = ImageResolver(self.options.get("images"))
         order = list(dict.fromkeys(sid for batch in batches for sid in batch.sample_ids))
-        sent = 0
-        for start in range(0, len(order), CHUNK):
-            chunk = set(order[start:start + CHUNK])
+
+        def requests_of(chunk: set[str]) -> list[JudgeRequest]:
             reqs: list[JudgeRequest] = []
             for batch in batches:
                 given = batch.images or [None] * len(batch)
@@ -112,8 +111,9 @@ class MLLMJudge(JudgeMetric):
                 urls = [self.images.data_url(batch.sample_ids[k], given[k]) for k in picked]
                 reqs.extend(mllm_requests(self.template, [batch.candidates[k] for k in picked],
                                           [batch.references[k] for k in picked], urls, seed, self.scoring, urls))
-            sent += self.prefetch_requests(reqs)
-        return sent
+            return reqs
+
+        return self.prefetch_in_chunks(order, requests_of, CHUNK)
 
     def statistics(self, batch: Batch, context: Any, seed: int = 0) -> MetricStatistics:
         """Grade every caption of the batch with this seed."""

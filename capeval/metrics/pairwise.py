@@ -161,9 +161,8 @@ class Pairwise(JudgeMetric):
                 self._images = ImageResolver(self.options.get("images"))
             images = self._images
         order = list(dict.fromkeys(sid for b in batches for sid in b.sample_ids if sid in base_caps))
-        sent = 0
-        for start in range(0, len(order), CHUNK):
-            chunk = set(order[start:start + CHUNK])
+
+        def requests_of(chunk: set[str]) -> list[JudgeRequest]:
             reqs: list[JudgeRequest] = []
             for b in batches:
                 given = b.images or [None] * len(b)
@@ -172,8 +171,9 @@ class Pairwise(JudgeMetric):
                         image = images.data_url(sid, given[i]) if images is not None else None
                         reqs.extend(pair_requests(self.template, b.candidates[i], base_caps[sid],
                                                   b.references[i], image, seed, self.scoring, sid))
-            sent += self.prefetch_requests(reqs)
-        return sent
+            return reqs
+
+        return self.prefetch_in_chunks(order, requests_of, CHUNK)
 
     def statistics(self, batch: Batch, context: Any, seed: int = 0) -> MetricStatistics:
         """Compare each caption of the batch with the baseline's caption of the same image, both orders."""
